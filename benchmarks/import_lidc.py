@@ -1,0 +1,130 @@
+"""Import the 275-slice LIDC CT with surgtwin and with SimpleITK's ImageSeriesReader.
+
+Both run in the same invocation, alternating, each in a fresh subprocess so that the
+peak resident memory (VmHWM, reset after imports) belongs to that import alone.
+Prints a Markdown table; ``--record`` appends it to docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/import_lidc.py [--repeats 3] [--record]
+
+Aim (issue 2): surgtwin no slower than SimpleITK; peak memory under 2x the volume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LIDC = REPO.parent / "shared" / "data" / "lidc0314_chest_ct" / "dicom"
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+
+def rss_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+which, folder = sys.argv[1], sys.argv[2]
+import numpy as np
+if which == "surgtwin":
+    from surgtwin.core.importer import load_volume
+else:
+    import SimpleITK as sitk
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak-RSS high-water mark: count only the import itself
+base = rss_kib("VmRSS:")
+start = time.perf_counter()
+if which == "surgtwin":
+    volume, _ = load_volume(folder)
+    voxels = volume.voxels
+else:
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(folder))
+    voxels = sitk.GetArrayViewFromImage(reader.Execute())
+seconds = time.perf_counter() - start
+peak = rss_kib("VmHWM:") - base
+print(json.dumps({"seconds": seconds, "peak_mib": peak / 1024, "volume_mib": voxels.nbytes / 2**20,
+                  "shape": list(voxels.shape), "dtype": str(voxels.dtype)}))
+"""
+
+
+def run_once(which: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, which, str(LIDC)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    args = parser.parse_args()
+    if not LIDC.is_dir():
+        print(f"LIDC series not found at {LIDC}", file=sys.stderr)
+        return 1
+    for path in LIDC.iterdir():  # warm the page cache so both read from memory
+        path.read_bytes()
+    results: dict[str, list[dict]] = {"surgtwin": [], "simpleitk": []}
+    for _ in range(args.repeats):
+        for which in results:
+            results[which].append(run_once(which))
+    med = {w: statistics.median(r["seconds"] for r in rs) for w, rs in results.items()}
+    peak = {w: max(r["peak_mib"] for r in rs) for w, rs in results.items()}
+    vol = results["surgtwin"][0]["volume_mib"]
+    import SimpleITK
+    import pydicom
+
+    lines = [
+        f"### DICOM import: LIDC-IDRI-0314, 275 x 512 x 512 RLE CT ({dt.date.today().isoformat()})",
+        "",
+        f"Machine: {machine()}. pydicom {pydicom.__version__}, SimpleITK {SimpleITK.Version_VersionString()}.",
+        f"Median of {args.repeats} runs each, alternating, page cache warm; peak = resident-memory "
+        "high-water mark of the import alone (fresh process).",
+        "",
+        "| reader | median s | peak MiB | peak / volume |",
+        "|---|---|---|---|",
+    ]
+    for which in results:
+        lines.append(f"| {which} | {med[which]:.2f} | {peak[which]:.0f} | {peak[which] / vol:.2f} |")
+    lines += [
+        "",
+        f"Volume {vol:.0f} MiB (int16). Speed ratio SimpleITK / surgtwin = "
+        f"{med['simpleitk'] / med['surgtwin']:.2f} (above 1: surgtwin faster). "
+        f"Aims: ratio >= 1 -> {'met' if med['simpleitk'] >= med['surgtwin'] else 'NOT met'}; "
+        f"peak < 2x volume -> {'met' if peak['surgtwin'] < 2 * vol else 'NOT met'}.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.record:
+        doc = REPO / "docs" / "benchmarks.md"
+        if not doc.exists():
+            doc.write_text("# Benchmarks\n\nMeasured by the scripts in `benchmarks/`; newest last.\n\n")
+        with doc.open("a") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

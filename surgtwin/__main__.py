@@ -1,0 +1,5 @@
+import sys
+
+from surgtwin.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""surgtwin.cli layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""surgtwin.collab layer (see docs/architecture.md)."""

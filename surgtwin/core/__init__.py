@@ -1,0 +1,4 @@
+"""Headless core: volumes, DICOM import, scene, case files.
+
+Imports nothing from Qt, OpenGL or a display (checked by import-linter).
+"""

@@ -1,0 +1,90 @@
+"""Decode frames' stored values, file by file, with clear errors naming the file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import BinaryIO
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.pixels import iter_pixels
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from surgtwin.core.dicom.inventory import FrameHeader
+from surgtwin.core.errors import DicomError
+
+
+@contextmanager
+def _decode_errors(frame: FrameHeader) -> Iterator[None]:
+    try:
+        yield
+    except DicomError:
+        raise
+    except (NotImplementedError, RuntimeError) as exc:
+        text = str(exc).lower()
+        if "plugin" in text or "no pixel data decoders" in text or "not supported" in text:
+            name = UID(frame.transfer_syntax).name
+            raise DicomError(
+                f"{frame.display}: no decoder available for '{name}' ({exc})",
+                code="unsupported_codec",
+            ) from exc
+        raise DicomError(f"{frame.display}: pixel data cannot be decoded ({exc})",
+                         code="corrupt_pixel_data") from exc
+    except Exception as exc:  # noqa: BLE001 - codecs raise anything on corrupt streams
+        raise DicomError(
+            f"{frame.display}: pixel data cannot be decoded ({type(exc).__name__}: {exc})",
+            code="corrupt_pixel_data",
+        ) from exc
+
+
+def iter_decoded(frames: list[FrameHeader]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (position in ``frames``, stored values) for every frame, opening each file once.
+
+    Frames of one multi-frame file are decoded in one pass over it, one frame in memory
+    at a time; order follows the files, so callers place frames by the position given.
+    """
+    by_file: dict[str, list[int]] = {}
+    for k, frame in enumerate(frames):
+        by_file.setdefault(frame.display, []).append(k)
+    for positions in by_file.values():
+        positions.sort(key=lambda k: frames[k].frame_index)
+        first = frames[positions[0]]
+        indices = [frames[k].frame_index for k in positions]
+        with _decode_errors(first), first.source.open() as fp, closing(
+            iter_pixels(_pixel_source(fp, first), indices=indices if first.number_of_frames > 1 else None)
+        ) as decoded:
+            for k in positions:
+                with _decode_errors(frames[k]):
+                    arr = next(decoded)
+                yield k, _checked(arr, frames[k])
+
+
+def _pixel_source(fp: BinaryIO, frame: FrameHeader) -> BinaryIO | Dataset:
+    """What ``iter_pixels`` reads: the file itself, or for a deflated file its inflated dataset.
+
+    ``iter_pixels`` parses a file's raw stream and cannot inflate a deflated one (it
+    finds no Pixel Data), so those are read whole (they are inflated in memory anyway).
+    """
+    if frame.transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return dcmread(fp)
+    return fp
+
+
+def _checked(arr: np.ndarray, frame: FrameHeader) -> np.ndarray:
+    if arr.shape != (frame.rows, frame.columns):
+        raise DicomError(
+            f"{frame.display}: decoded image is {arr.shape}, header says {frame.rows}x{frame.columns}",
+            code="corrupt_pixel_data",
+        )
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def stored_range(frame: FrameHeader) -> tuple[int, int]:
+    """The values a frame's BitsStored/PixelRepresentation can hold."""
+    if frame.pixel_representation == 1:
+        return -(2 ** (frame.bits_stored - 1)), 2 ** (frame.bits_stored - 1) - 1
+    return 0, 2**frame.bits_stored - 1

@@ -1,0 +1,1 @@
+"""surgtwin.render layer (see docs/architecture.md)."""

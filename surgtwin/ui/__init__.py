@@ -1,0 +1,1 @@
+"""surgtwin.ui layer (see docs/architecture.md)."""

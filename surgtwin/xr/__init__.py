@@ -1,0 +1,1 @@
+"""surgtwin.xr layer (see docs/architecture.md)."""
