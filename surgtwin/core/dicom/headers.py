@@ -177,11 +177,17 @@ def _frames_from_dataset(ds: Dataset, source: SourceFile, problem: str | None) -
         raise SkipFile("DICOMDIR index (the files it lists are read directly)")
     if "Rows" not in ds or "Columns" not in ds:
         name = sop_class.name if sop_class else "unknown"
+        if name.endswith("Image Storage"):
+            # An image object without its image size: the header was cut short.
+            raise SkipFile(f"{name} file without image size (Rows/Columns); header incomplete or file truncated")
         raise SkipFile(f"not an image ({name})")
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = _int_or_none(ds.get("NumberOfFrames")) or 1
     if not (0 < rows <= MAX_ROWS_COLUMNS and 0 < cols <= MAX_ROWS_COLUMNS and 0 < frames <= MAX_FRAMES):
         raise SkipFile(f"absurd image dimensions ({rows}x{cols}, {frames} frames)")
+    if problem:
+        # Before building one record per frame: a header may declare 100,000 frames.
+        raise SkipFile(problem)
     syntax = str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
     lossy = syntax in LOSSY_SYNTAXES or _text(ds, "LossyImageCompression") == "01"
     image_type = tuple(str(v) for v in (ds.get("ImageType") or ()))

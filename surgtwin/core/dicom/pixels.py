@@ -10,10 +10,26 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.pixels import iter_pixels
+from pydicom.pixels.decoders import JPEG2000Decoder, JPEG2000LosslessDecoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from surgtwin.core.dicom.inventory import FrameHeader
 from surgtwin.core.errors import DicomError
+
+
+def _gdcm_only_as_last_resort() -> None:
+    """gdcm aborts the whole process (C++ terminate) on some corrupt JPEG 2000 streams.
+
+    pydicom tries every plugin until one succeeds, so gdcm is taken out of the JPEG 2000
+    decoders where another plugin (pylibjpeg-openjpeg, pillow) decodes them; a corrupt
+    stream then becomes a DicomError instead of killing the application.
+    """
+    for decoder in (JPEG2000Decoder, JPEG2000LosslessDecoder):
+        if "gdcm" in decoder.available_plugins and len(decoder.available_plugins) > 1:
+            decoder.remove_plugin("gdcm")
+
+
+_gdcm_only_as_last_resort()
 
 
 @contextmanager
@@ -24,7 +40,9 @@ def _decode_errors(frame: FrameHeader) -> Iterator[None]:
         raise
     except (NotImplementedError, RuntimeError) as exc:
         text = str(exc).lower()
-        if "plugin" in text or "no pixel data decoders" in text or "not supported" in text:
+        # "exceptions were raised by all available plugins": decoders exist, the stream is bad.
+        missing = "plugin" in text and "raised by all available plugins" not in text
+        if missing or "no pixel data decoders" in text or "not supported" in text:
             name = UID(frame.transfer_syntax).name
             raise DicomError(
                 f"{frame.display}: no decoder available for '{name}' ({exc})",
@@ -33,6 +51,13 @@ def _decode_errors(frame: FrameHeader) -> Iterator[None]:
         raise DicomError(f"{frame.display}: pixel data cannot be decoded ({exc})",
                          code="corrupt_pixel_data") from exc
     except Exception as exc:  # noqa: BLE001 - codecs raise anything on corrupt streams
+        syntax = UID(frame.transfer_syntax)
+        if not syntax.is_transfer_syntax:
+            raise DicomError(
+                f"{frame.display}: no decoder available for transfer syntax '{syntax.name}' "
+                f"(not one this version of pydicom knows; {type(exc).__name__}: {exc})",
+                code="unsupported_codec",
+            ) from exc
         raise DicomError(
             f"{frame.display}: pixel data cannot be decoded ({type(exc).__name__}: {exc})",
             code="corrupt_pixel_data",
