@@ -12,7 +12,6 @@ from surgtwin.core.dicom.inventory import FrameHeader, Series
 from surgtwin.core.dicom.pixels import iter_decoded, stored_range
 from surgtwin.core.dicom.resample import output_step, resample_to_grid
 from surgtwin.core.errors import DicomError
-from surgtwin.core.findings import Finding
 from surgtwin.core.progress import Progress, ensure_progress
 from surgtwin.core.volume import Volume
 
@@ -124,7 +123,3 @@ def _provenance(series: Series) -> dict:
         "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "software_version": surgtwin.__version__,
     }
-
-
-def warning_codes(findings: list[Finding]) -> list[str]:
-    return [f.code for f in findings]
