@@ -58,8 +58,9 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak / 1024, "volume_mib": vox
 
 
 def run_once(which: str, folder: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, which, str(folder)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, which, str(folder)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -101,7 +102,10 @@ def main() -> int:
         plain = uncompressed_copy(Path(tmp) / "lidc_uncompressed")
         text = "\n".join(
             measure(folder, label, args.repeats)
-            for folder, label in [(LIDC, "RLE Lossless, as stored"), (plain, "decompressed copy, Explicit VR LE")]
+            for folder, label in [
+                (LIDC, "RLE Lossless, as stored"),
+                (plain, "decompressed copy, Explicit VR LE"),
+            ]
         )
     print(text)
     if args.record:
@@ -123,13 +127,14 @@ def measure(folder: Path, label: str, repeats: int) -> str:
     med = {w: statistics.median(r["seconds"] for r in rs) for w, rs in results.items()}
     peak = {w: max(r["peak_mib"] for r in rs) for w, rs in results.items()}
     vol = results["surgtwin"][0]["volume_mib"]
-    import SimpleITK
     import pydicom
+    import SimpleITK
 
     lines = [
         f"### DICOM import: LIDC-IDRI-0314, 275 x 512 x 512 CT, {label} ({dt.date.today().isoformat()})",
         "",
-        f"Machine: {machine()}. pydicom {pydicom.__version__}, SimpleITK {SimpleITK.Version_VersionString()}.",
+        f"Machine: {machine()}. pydicom {pydicom.__version__}, "
+        f"SimpleITK {SimpleITK.Version_VersionString()}.",
         f"Median of {repeats} runs each, alternating, page cache warm; peak = resident-memory "
         "high-water mark of the import alone (fresh process).",
         "",

@@ -36,18 +36,20 @@ def main() -> int:
             inventory = scan_module.scan([DATA])
             times[mode].append(time.perf_counter() - start)
     med = {m: statistics.median(t) for m, t in times.items()}
-    text = "\n".join([
-        f"### Header indexing: all of ../shared/data ({dt.date.today().isoformat()})",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        f"{files} files, {len(inventory.series)} series; median of {args.repeats}, warm cache.",
-        "",
-        "| mode | median s |",
-        "|---|---|",
-        f"| serial | {med['serial']:.2f} |",
-        f"| worker processes ({os.cpu_count()}) | {med['parallel']:.2f} |",
-        "",
-    ])
+    text = "\n".join(
+        [
+            f"### Header indexing: all of ../shared/data ({dt.date.today().isoformat()})",
+            "",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+            f"{files} files, {len(inventory.series)} series; median of {args.repeats}, warm cache.",
+            "",
+            "| mode | median s |",
+            "|---|---|",
+            f"| serial | {med['serial']:.2f} |",
+            f"| worker processes ({os.cpu_count()}) | {med['parallel']:.2f} |",
+            "",
+        ]
+    )
     print(text)
     if args.record:
         with (REPO / "docs" / "benchmarks.md").open("a") as f:

@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_import_linter_contracts_hold() -> None:
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     assert exe, "import-linter is part of the test extras"
-    result = subprocess.run([exe, "--config", str(REPO / "pyproject.toml")], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [exe, "--config", str(REPO / "pyproject.toml")], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
 
@@ -25,7 +26,8 @@ def test_core_loads_no_qt_gl_or_rendering() -> None:
         "import importlib, pkgutil, sys, surgtwin.core as c\n"
         "for m in pkgutil.walk_packages(c.__path__, 'surgtwin.core.'):\n"
         "    importlib.import_module(m.name)\n"
-        "bad = [n for n in sys.modules if n.split('.')[0] in ('PySide6', 'pyvistaqt', 'pyvista', 'xr', 'OpenGL')\n"
+        "top = ('PySide6', 'pyvistaqt', 'pyvista', 'xr', 'OpenGL')\n"
+        "bad = [n for n in sys.modules if n.split('.')[0] in top\n"
         "       or n.startswith(('vtkmodules.vtkRendering', 'vtkmodules.vtkInteraction'))]\n"
         "print(bad or '')\n"
         "print(len([n for n in sys.modules if n.startswith('surgtwin.core')]))\n"
@@ -35,3 +37,12 @@ def test_core_loads_no_qt_gl_or_rendering() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert int(result.stdout.strip().splitlines()[-1]) > 10  # the walk really imported the core
+
+
+def test_ruff_lint_is_clean() -> None:
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert exe, "ruff is part of the test extras"
+    result = subprocess.run(
+        [exe, "check", "surgtwin", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -35,7 +35,10 @@ def test_main_job_imports_the_sample_case(tmp_path: Path) -> None:
     case = tmp_path / "sample.stwin"
     result = subprocess.run(
         [sys.executable, "-m", "surgtwin", "import", "sample_dicom", "-o", str(case), "--json"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -46,8 +49,10 @@ def test_main_job_imports_the_sample_case(tmp_path: Path) -> None:
     np.testing.assert_allclose(volume.origin, labels.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(volume.spacing, labels.GetSpacing(), atol=1e-6)
     np.testing.assert_allclose(volume.direction.flatten(), labels.GetDirection(), atol=1e-9)
-    names = {int(k): v for k, v in json.loads(
-        (REPO / "sample_dicom" / "ground_truth" / "labels.json").read_text()).items()}
+    names = {
+        int(k): v
+        for k, v in json.loads((REPO / "sample_dicom" / "ground_truth" / "labels.json").read_text()).items()
+    }
     label_array = sitk.GetArrayFromImage(labels)
     aorta = next(k for k, v in names.items() if v == "aorta")
     liver = next(k for k, v in names.items() if v == "liver")

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _require_existing(args.paths)
     started = time.perf_counter()
     with cancellable_progress() as progress:
-        volume, _ = load_volume(args.paths, args.series, progress, "refuse" if args.no_resample else "resample")
+        volume, _ = load_volume(
+            args.paths, args.series, progress, "refuse" if args.no_resample else "resample"
+        )
         progress.check()
     write_volume_file(volume, Path(args.output))
-    data = {"output": str(args.output), "volume": volume_json(volume),
-            "seconds": round(time.perf_counter() - started, 3)}
+    data = {
+        "output": str(args.output),
+        "volume": volume_json(volume),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     if args.json:
         _print_json(data)
     else:
@@ -91,7 +97,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             scene = load_case(output)
         else:
             scene = Scene(title=args.title or "")
-        volume, _ = load_volume(args.paths, args.series, progress, "refuse" if args.no_resample else "resample")
+        volume, _ = load_volume(
+            args.paths, args.series, progress, "refuse" if args.no_resample else "resample"
+        )
         progress.check()
         History(scene).execute(AddVolume(volume))
         if not scene.title:
@@ -132,8 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     def add_load_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("paths", nargs="+", metavar="PATH")
         p.add_argument("--series", metavar="UID", help="series to load (default: the largest)")
-        p.add_argument("--no-resample", action="store_true",
-                       help="refuse series that need resampling (tilt, variable or missing slices)")
+        p.add_argument(
+            "--no-resample",
+            action="store_true",
+            help="refuse series that need resampling (tilt, variable or missing slices)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
 
     convert = sub.add_parser("convert", help="write one series as NIfTI, NRRD or MetaImage")
@@ -166,8 +177,16 @@ def _fail(message: str, code: str, as_json: bool, status: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not args.verbose:
+        # pydicom's notes on malformed elements are for developers; what matters to the user
+        # is reported as findings and skip reasons (or the one-line error).
+        # (a handler filter, because pydicom resets its logger's level when imported)
+        warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: r.name != "pydicom" or r.levelno >= logging.ERROR)
     as_json = bool(getattr(args, "json", False))
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -188,8 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", "os_error", as_json, EXIT_FAILURE)
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
-        return _fail(f"unexpected internal error ({type(exc).__name__}: {exc}); "
-                     "run with -v and report it", "internal_error", as_json, EXIT_FAILURE)
+        return _fail(
+            f"unexpected internal error ({type(exc).__name__}: {exc}); run with -v and report it",
+            "internal_error",
+            as_json,
+            EXIT_FAILURE,
+        )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,15 @@ def print_inventory(inventory: Inventory) -> None:
                 s_dict = s.summary()
                 dims = "x".join(str(d) for d in s_dict["dimensions"]) if s_dict["dimensions"] else "-"
                 spacing = (
-                    " x ".join(f"{v:g}" for v in s_dict["spacing_mm"]) + " mm" if s_dict["spacing_mm"] else "-"
+                    " x ".join(f"{v:g}" for v in s_dict["spacing_mm"]) + " mm"
+                    if s_dict["spacing_mm"]
+                    else "-"
                 )
                 print(f"    Series {s.uid}")
-                print(f"      {s.modality:<3} #{s.number} {s.description!r}: {s_dict['files']} file(s), "
-                      f"{dims} voxels, {spacing}")
+                print(
+                    f"      {s.modality:<3} #{s.number} {s.description!r}: {s_dict['files']} file(s), "
+                    f"{dims} voxels, {spacing}"
+                )
                 if s.split_reason:
                     print(f"      split from its DICOM series: {s.split_reason}")
                 if not s.loadable:
@@ -58,8 +62,10 @@ def print_volume(volume: Volume, indent: str = "") -> None:
     spacing = " x ".join(f"{v:g}" for v in s["spacing_mm"])
     value_range = s["value_range"]
     rng = f"{value_range[0]:g} to {value_range[1]:g}" if value_range else "-"
-    print(f"{indent}{volume.name!r} {volume.modality} {dims} voxels, {spacing} mm, "
-          f"values {rng} {volume.units}".rstrip())
+    print(
+        f"{indent}{volume.name!r} {volume.modality} {dims} voxels, {spacing} mm, "
+        f"values {rng} {volume.units}".rstrip()
+    )
     for f in volume.findings:
         print(f"{indent}  [{f.code}] {f.message}")
     for decision in volume.decisions:

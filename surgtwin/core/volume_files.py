@@ -37,7 +37,7 @@ def read_volume_file(path: Path) -> Volume:
         provenance={
             "source": "volume_file",
             "path": str(path),
-            "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "software_version": surgtwin.__version__,
         },
     )

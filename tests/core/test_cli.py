@@ -64,7 +64,9 @@ def test_convert_writes_geometry(shared_data: Path, tmp_path: Path) -> None:
 
 def test_convert_refuses_tilt_without_resampling(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ge.nii.gz"
-    result = run("convert", str(shared_data / "dcm_qa_ct" / "GE"), "--no-resample", "-o", str(out), check_rc=1)
+    result = run(
+        "convert", str(shared_data / "dcm_qa_ct" / "GE"), "--no-resample", "-o", str(out), check_rc=1
+    )
     assert result.stderr.startswith("surgtwin: error:") and result.stderr.count("\n") == 1
     assert "regular grid" in result.stderr
     assert not out.exists()
@@ -102,7 +104,10 @@ def test_ctrl_c_cancels_cleanly_with_progress_bar(shared_data: Path, tmp_path: P
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
         [*SURGTWIN, "import", str(shared_data / "lidc0314_chest_ct" / "dicom"), "-o", str(case)],
-        stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        close_fds=True,
     )
     os.close(secondary)
     seen = b""
@@ -135,8 +140,14 @@ def test_ctrl_c_cancels_cleanly_with_progress_bar(shared_data: Path, tmp_path: P
 @pytest.mark.parametrize("fmt", ["nii.gz", "mha"])
 def test_volume_file_round_trip(shared_data: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"t2.{fmt}"
-    run("convert", str(shared_data / "fnndsc_brain_mr" / "dicom"), "--series",
-        _series_uid(shared_data, "AX FSE T2"), "-o", str(out))
+    run(
+        "convert",
+        str(shared_data / "fnndsc_brain_mr" / "dicom"),
+        "--series",
+        _series_uid(shared_data, "AX FSE T2"),
+        "-o",
+        str(out),
+    )
     back = json.loads(run("convert", str(out), "-o", str(tmp_path / "again.nrrd"), "--json").stdout)
     assert back["volume"]["dimensions"] == [384, 512, 56]  # one missing slice filled in
 

@@ -19,7 +19,11 @@ from surgtwin.core.importer import load_volume
 def _classic_slices(folder_or_files: Path | list[str]) -> list[pydicom.Dataset]:
     """Image files (all .dcm in a folder, or the given files), sorted along their own slice normal."""
     if isinstance(folder_or_files, Path):
-        files = [p for p in sorted(folder_or_files.iterdir()) if p.is_file() and not p.name.startswith(("LICENSE", "."))]
+        files = [
+            p
+            for p in sorted(folder_or_files.iterdir())
+            if p.is_file() and not p.name.startswith(("LICENSE", "."))
+        ]
     else:
         files = [Path(f) for f in folder_or_files]
     datasets = [pydicom.dcmread(p) for p in files]
@@ -79,7 +83,8 @@ def test_enhanced_ct_equals_classic_slices(lidc, shared_data: Path) -> None:
     # geometry from the per-frame functional groups, read independently
     ds = pydicom.dcmread(next((shared_data / "lidc0314_chest_ct" / "derived_enhanced_ct").iterdir()))
     positions = [
-        np.array(f.PlanePositionSequence[0].ImagePositionPatient, float) for f in ds.PerFrameFunctionalGroupsSequence
+        np.array(f.PlanePositionSequence[0].ImagePositionPatient, float)
+        for f in ds.PerFrameFunctionalGroupsSequence
     ]
     lowest = min(positions, key=lambda p: p[2])
     np.testing.assert_allclose(enhanced.origin, lowest, atol=1e-3)
@@ -155,7 +160,9 @@ def test_ge_variable_spacing_reported(shared_data: Path) -> None:
     ("description", "removed_file", "gap_mm"),
     [("mocoMEMPRAGE_220FOV RMS", "36749432", 2.0), ("AX FSE T2", "36444420", 5.0)],
 )
-def test_mr_deleted_slice_is_reported(shared_data: Path, description: str, removed_file: str, gap_mm: float) -> None:
+def test_mr_deleted_slice_is_reported(
+    shared_data: Path, description: str, removed_file: str, gap_mm: float
+) -> None:
     inventory = scan([shared_data / "fnndsc_brain_mr" / "dicom"])
     assert len(inventory.series) == 4  # four series mixed in one folder
     (series,) = [s for s in inventory.series if s.description == description]
@@ -186,16 +193,21 @@ def test_enhanced_mr_geometry_from_functional_groups(shared_data: Path) -> None:
         volume = load_series(series)
         index = {f.frame_index for f in series.frames}
         positions = [np.array(frames[i].PlanePositionSequence[0].ImagePositionPatient, float) for i in index]
-        iop = np.array(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
-                       if "PlaneOrientationSequence" in ds.SharedFunctionalGroupsSequence[0]
-                       else frames[0].PlaneOrientationSequence[0].ImageOrientationPatient, float)
+        iop = np.array(
+            ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
+            if "PlaneOrientationSequence" in ds.SharedFunctionalGroupsSequence[0]
+            else frames[0].PlaneOrientationSequence[0].ImageOrientationPatient,
+            float,
+        )
         normal = np.cross(iop[:3], iop[3:])
         lowest = min(positions, key=lambda p: float(p @ normal))
         np.testing.assert_allclose(volume.origin, lowest, atol=1e-3)
         # values: frame by frame, with that frame's own rescale
         k_first = min(index, key=lambda i: float(positions[sorted(index).index(i)] @ normal))
-        pvt = frames[k_first].get("PixelValueTransformationSequence") or \
-            ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence
+        pvt = (
+            frames[k_first].get("PixelValueTransformationSequence")
+            or ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence
+        )
         expected = ds.pixel_array[k_first] * float(pvt[0].RescaleSlope) + float(pvt[0].RescaleIntercept)
         np.testing.assert_allclose(volume.voxels[0], expected, rtol=1e-5, atol=1e-3)
 

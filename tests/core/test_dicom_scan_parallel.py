@@ -11,7 +11,11 @@ scan_module = importlib.import_module("surgtwin.core.dicom.scan")
 
 
 def test_parallel_indexing_equals_serial(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folders = [shared_data / "fnndsc_brain_mr", shared_data / "dcm_qa_ct", shared_data / "pydicom_data_subset"]
+    folders = [
+        shared_data / "fnndsc_brain_mr",
+        shared_data / "dcm_qa_ct",
+        shared_data / "pydicom_data_subset",
+    ]
     serial = scan_module.scan(folders)
     monkeypatch.setattr(scan_module, "PARALLEL_MIN_FILES", 1)
     parallel = scan_module.scan(folders)

@@ -31,9 +31,7 @@ def series() -> list[pydicom.Dataset]:
 
 @pytest.fixture(scope="module")
 def hu(series: list[pydicom.Dataset]) -> np.ndarray:
-    return np.stack(
-        [ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in series]
-    )
+    return np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in series])
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +45,7 @@ def labels(label_image: sitk.Image) -> np.ndarray:
 
 
 def test_regenerating_reproduces_the_committed_files(tmp_path: Path) -> None:
-    assert (SAMPLE_DIR / "dicom").is_dir(), (
-        "sample_dicom/ is missing: python -m surgtwin.core.sample"
-    )
+    assert (SAMPLE_DIR / "dicom").is_dir(), "sample_dicom/ is missing: python -m surgtwin.core.sample"
     generate_sample(tmp_path)
     assert _files(tmp_path) == _files(SAMPLE_DIR)
     for name in sorted(_files(SAMPLE_DIR)):
@@ -94,9 +90,7 @@ def test_label_map_has_the_dicom_geometry(
         np.array(first.ImageOrientationPatient[3:]),
     )
     normal = np.cross(row, col)
-    step = np.array(second.ImagePositionPatient, float) - np.array(
-        first.ImagePositionPatient, float
-    )
+    step = np.array(second.ImagePositionPatient, float) - np.array(first.ImagePositionPatient, float)
     dz = float(step @ normal)
     spacing = (float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), dz)
     assert np.allclose(label_image.GetOrigin(), np.array(first.ImagePositionPatient, float))

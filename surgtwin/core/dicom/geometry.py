@@ -132,8 +132,7 @@ def analyse(frames: list[FrameHeader]) -> SliceGeometry:
         geometry.findings.append(
             Finding(
                 "single_slice",
-                "only one slice: its thickness tag gives the third dimension "
-                f"({geometry.step_mm:g} mm)",
+                f"only one slice: its thickness tag gives the third dimension ({geometry.step_mm:g} mm)",
                 severity="info",
             )
         )
@@ -156,9 +155,7 @@ def _measure_steps(geometry: SliceGeometry) -> None:
     whole = np.abs(multiples - np.round(multiples)) * median <= tolerance
     if np.all(whole) and np.all(np.round(multiples) >= 2):
         missing = int(np.sum(np.round(multiples) - 1))
-        where = ", ".join(
-            f"after {geometry.positions_mm[i]:.2f} mm" for i in np.flatnonzero(off)[:5]
-        )
+        where = ", ".join(f"after {geometry.positions_mm[i]:.2f} mm" for i in np.flatnonzero(off)[:5])
         geometry.findings.append(
             Finding(
                 "missing_slices",

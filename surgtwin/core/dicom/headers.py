@@ -33,6 +33,8 @@ LOSSY_SYNTAXES = {
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 MAX_ROWS_COLUMNS = 65535
 MAX_FRAMES = 100_000
+# No single DICOM image object we can plan on holds more pixels than this.
+MAX_IMAGE_BYTES = 16 * 2**30
 
 
 def _first(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
@@ -179,12 +181,21 @@ def _frames_from_dataset(ds: Dataset, source: SourceFile, problem: str | None) -
         name = sop_class.name if sop_class else "unknown"
         if name.endswith("Image Storage"):
             # An image object without its image size: the header was cut short.
-            raise SkipFile(f"{name} file without image size (Rows/Columns); header incomplete or file truncated")
+            raise SkipFile(
+                f"{name} file without image size (Rows/Columns); header incomplete or file truncated"
+            )
         raise SkipFile(f"not an image ({name})")
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = _int_or_none(ds.get("NumberOfFrames")) or 1
     if not (0 < rows <= MAX_ROWS_COLUMNS and 0 < cols <= MAX_ROWS_COLUMNS and 0 < frames <= MAX_FRAMES):
         raise SkipFile(f"absurd image dimensions ({rows}x{cols}, {frames} frames)")
+    declared = (
+        rows * cols * frames * int(ds.get("SamplesPerPixel", 1)) * int(ds.get("BitsAllocated", 16)) // 8
+    )
+    if declared > MAX_IMAGE_BYTES:
+        raise SkipFile(
+            f"absurd image dimensions ({rows}x{cols}, {frames} frames = {declared / 2**30:.0f} GiB of pixels)"
+        )
     if problem:
         # Before building one record per frame: a header may declare 100,000 frames.
         raise SkipFile(problem)
@@ -217,7 +228,6 @@ def _frames_from_dataset(ds: Dataset, source: SourceFile, problem: str | None) -
         number_of_frames=frames,
         gantry_tilt_tag=_float_or(ds.get("GantryDetectorTilt"), None),
         lossy=lossy,
-        pixel_problem=problem,
     )
     is_enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     out = []

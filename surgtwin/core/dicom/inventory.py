@@ -62,7 +62,6 @@ class FrameHeader:
     rescale_type: str
     gantry_tilt_tag: float | None
     lossy: bool
-    pixel_problem: str | None  # set when the headers already show the pixels cannot be read
 
     @property
     def normal(self) -> np.ndarray | None:

@@ -36,7 +36,9 @@ def _fits_int16(frames: list[FrameHeader]) -> bool:
         if not (_integral(f.rescale_slope) and _integral(f.rescale_intercept)):
             return False
         lo, hi = stored_range(f)
-        ends = sorted((lo * f.rescale_slope + f.rescale_intercept, hi * f.rescale_slope + f.rescale_intercept))
+        ends = sorted(
+            (lo * f.rescale_slope + f.rescale_intercept, hi * f.rescale_slope + f.rescale_intercept)
+        )
         if ends[0] < INT16.min or ends[1] > INT16.max:
             return False
     return True
@@ -48,8 +50,11 @@ def load_series(
     """Decode and place every slice; resample irregular slices only when allowed, recording it."""
     progress = ensure_progress(progress)
     if not series.loadable or series.geometry is None:
-        raise DicomError(f"series {series.uid} cannot be loaded as a volume: {series.not_loadable_reason}",
-                         code="not_a_volume")
+        blocking = [f.code for f in series.findings if f.severity == "error"]
+        raise DicomError(
+            f"series {series.uid} cannot be loaded as a volume: {series.not_loadable_reason}",
+            code=blocking[0] if blocking else "not_a_volume",
+        )
     geometry = series.geometry
     frames = geometry.frames
     if not geometry.regular and irregular == "refuse":
@@ -83,8 +88,11 @@ def load_series(
         fill = float(voxels.min())
         before = len(frames)
         voxels, affine = resample_to_grid(voxels, geometry, step, fill)
-        what = ", ".join(f.code for f in geometry.findings if f.code in
-                         ("gantry_tilt", "variable_spacing", "missing_slices"))
+        what = ", ".join(
+            f.code
+            for f in geometry.findings
+            if f.code in ("gantry_tilt", "variable_spacing", "missing_slices")
+        )
         decisions.append(
             f"resampled onto a regular grid because of {what}: {before} acquired slices -> "
             f"{voxels.shape[0]} slices every {step:.4g} mm along the slice normal, "
@@ -120,6 +128,6 @@ def _provenance(series: Series) -> dict:
         "files": len(series.files),
         "frames_used": len(series.geometry.frames) if series.geometry else 0,
         "transfer_syntaxes": sorted({f.transfer_syntax for f in series.frames}),
-        "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "software_version": surgtwin.__version__,
     }

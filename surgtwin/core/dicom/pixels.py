@@ -9,7 +9,7 @@ from typing import BinaryIO
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.pixels import iter_pixels
+from pydicom.pixels import get_decoder, iter_pixels
 from pydicom.pixels.decoders import JPEG2000Decoder, JPEG2000LosslessDecoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
@@ -32,6 +32,14 @@ def _gdcm_only_as_last_resort() -> None:
 _gdcm_only_as_last_resort()
 
 
+def decoder_available(transfer_syntax: str) -> bool:
+    """Whether an installed plugin can decode this transfer syntax (native ones always can)."""
+    try:
+        return bool(get_decoder(UID(transfer_syntax)).is_available)
+    except (NotImplementedError, ValueError):
+        return False
+
+
 @contextmanager
 def _decode_errors(frame: FrameHeader) -> Iterator[None]:
     try:
@@ -48,8 +56,9 @@ def _decode_errors(frame: FrameHeader) -> Iterator[None]:
                 f"{frame.display}: no decoder available for '{name}' ({exc})",
                 code="unsupported_codec",
             ) from exc
-        raise DicomError(f"{frame.display}: pixel data cannot be decoded ({exc})",
-                         code="corrupt_pixel_data") from exc
+        raise DicomError(
+            f"{frame.display}: pixel data cannot be decoded ({exc})", code="corrupt_pixel_data"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - codecs raise anything on corrupt streams
         syntax = UID(frame.transfer_syntax)
         if not syntax.is_transfer_syntax:
@@ -77,9 +86,13 @@ def iter_decoded(frames: list[FrameHeader]) -> Iterator[tuple[int, np.ndarray]]:
         positions.sort(key=lambda k: frames[k].frame_index)
         first = frames[positions[0]]
         indices = [frames[k].frame_index for k in positions]
-        with _decode_errors(first), first.source.open() as fp, closing(
-            iter_pixels(_pixel_source(fp, first), indices=indices if first.number_of_frames > 1 else None)
-        ) as decoded:
+        with (
+            _decode_errors(first),
+            first.source.open() as fp,
+            closing(
+                iter_pixels(_pixel_source(fp, first), indices=indices if first.number_of_frames > 1 else None)
+            ) as decoded,
+        ):
             for k in positions:
                 with _decode_errors(frames[k]):
                     arr = next(decoded)

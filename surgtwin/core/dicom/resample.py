@@ -58,7 +58,10 @@ def resample_to_grid(
             canvas[:rows, :cols] = slices[k]
             shift = (v[k] - vmin, u[k] - umin)
             if abs(shift[0]) > 1e-6 or abs(shift[1]) > 1e-6:
-                canvas = ndimage.shift(canvas, shift, order=1, mode="constant", cval=fill)
+                # "grid-constant" blends the edge row/column with the fill; "constant" would
+                # return the fill for any output point whose source lies before row/column 0,
+                # so the slice's first row/column would be lost.
+                canvas = ndimage.shift(canvas, shift, order=1, mode="grid-constant", cval=fill)
             cache[k] = canvas
         return cache[k]
 

@@ -15,9 +15,12 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from pydicom.uid import UID
+
 from surgtwin.core.dicom.geometry import analyse, same_orientation
 from surgtwin.core.dicom.headers import read_headers
 from surgtwin.core.dicom.inventory import FrameHeader, Inventory, Patient, Series, SkippedFile, Study
+from surgtwin.core.dicom.pixels import decoder_available
 from surgtwin.core.dicom.sources import SourceFile, iter_sources
 from surgtwin.core.findings import Finding
 from surgtwin.core.progress import Progress, ensure_progress
@@ -76,8 +79,6 @@ def scan(paths: Iterable[Path | str], progress: Progress | None = None) -> Inven
     for result in _read_all(sources, progress):
         if isinstance(result, SkippedFile):
             inventory.skipped.append(result)
-        elif result and result[0].pixel_problem:
-            inventory.skipped.append(SkippedFile(result[0].display, result[0].pixel_problem))
         else:
             frames.extend(result)
     _build_tree(inventory, frames)
@@ -125,8 +126,12 @@ def split_series(frames: list[FrameHeader]) -> list[Series]:
     ]
     groups: list[tuple[list[FrameHeader], list[str]]] = [(frames, [])]
     for label, key in criteria:
-        groups = [(part, reasons + ([label] if len(parts) > 1 else [])) for g, reasons in groups
-                  for parts in [_partition(g, key)] for part in parts]
+        groups = [
+            (part, reasons + ([label] if len(parts) > 1 else []))
+            for g, reasons in groups
+            for parts in [_partition(g, key)]
+            for part in parts
+        ]
     # Duplicate positions that an acquisition, echo or time index tells apart are separate volumes.
     for label, key in [
         ("acquisition", lambda f: f.acquisition_number),
@@ -183,6 +188,21 @@ def _assess(series: Series) -> None:
         series.loadable = False
         series.not_loadable_reason = f"colour images ({first.photometric}) are not a volume"
         return
+    missing = sorted({f.transfer_syntax for f in series.frames if not decoder_available(f.transfer_syntax)})
+    if missing:
+        names = ", ".join(f"'{UID(m).name}'" for m in missing)
+        example = next(f.display for f in series.frames if f.transfer_syntax in missing)
+        series.loadable = False
+        series.not_loadable_reason = f"no decoder installed for {names} (e.g. {example})"
+        series.findings.append(
+            Finding(
+                "unsupported_codec",
+                f"pixel data compressed as {names}, which no installed decoder reads",
+                path=example,
+                severity="error",
+            )
+        )
+        return
     try:
         series.geometry = analyse(series.frames)
     except ValueError as exc:
@@ -192,8 +212,10 @@ def _assess(series: Series) -> None:
     series.findings.extend(series.geometry.findings)
     if any(f.lossy for f in series.frames):
         series.findings.append(
-            Finding("lossy_compression", "images were stored with lossy compression; "
-                    "values may differ slightly from the scanner's")
+            Finding(
+                "lossy_compression",
+                "images were stored with lossy compression; values may differ slightly from the scanner's",
+            )
         )
     if first.modality == "CT" and first.rescale_type not in ("HU", ""):
         series.findings.append(

@@ -100,7 +100,9 @@ def iter_folder(root: Path, skipped: list[SkippedFile]) -> Iterator[SourceFile]:
                     skipped.append(SkippedFile(str(path), "broken symbolic link or link loop"))
                     continue
                 if not target.is_relative_to(root_real):
-                    skipped.append(SkippedFile(str(path), "symbolic link points outside the folder; not followed"))
+                    skipped.append(
+                        SkippedFile(str(path), "symbolic link points outside the folder; not followed")
+                    )
                     continue
             try:
                 if entry.is_dir():

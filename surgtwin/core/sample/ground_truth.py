@@ -46,8 +46,7 @@ def readme_text(grid: Grid, names: dict[int, str], volumes_ml: dict[int, float])
     z_lo = grid.origin[2]
     z_hi = z_lo + (nz - 1) * dz
     rows = "\n".join(
-        f"| {value} | {name} | {volumes_ml.get(value, 0.0):.0f} |"
-        for value, name in sorted(names.items())
+        f"| {value} | {name} | {volumes_ml.get(value, 0.0):.0f} |" for value, name in sorted(names.items())
     )
     return f"""# sample_dicom: the embedded sample case
 

@@ -154,9 +154,7 @@ def tube_sd(grid: Grid, box: Box, path: np.ndarray, radii: np.ndarray) -> np.nda
         rel = sub_box(box, seg_box)
         if any(r.stop <= r.start for r in rel):
             continue
-        absolute = tuple(
-            slice(o.start + r.start, o.start + r.stop) for o, r in zip(box, rel, strict=True)
-        )
+        absolute = tuple(slice(o.start + r.start, o.start + r.stop) for o, r in zip(box, rel, strict=True))
         x, y, z = grid.coords(absolute)  # type: ignore[arg-type]
         d = b - a
         px, py, pz = x - a[0], y - a[1], z - a[2]
