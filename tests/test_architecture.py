@@ -46,3 +46,10 @@ def test_ruff_lint_is_clean() -> None:
         [exe, "check", "surgtwin", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_on_the_core() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "surgtwin/core"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

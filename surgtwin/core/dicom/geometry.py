@@ -98,7 +98,7 @@ def analyse(frames: list[FrameHeader]) -> SliceGeometry:
     if any(f.position is None for f in frames):
         raise ValueError("no ImagePositionPatient on some frames")
     ordered = sorted(frames, key=lambda f: _sort_key(f, normal))
-    positions = np.array([float(f.position @ normal) for f in ordered])  # type: ignore[operator]
+    positions = np.array([float(f.position @ normal) for f in ordered])
 
     findings: list[Finding] = []
     kept, kept_pos, dropped = [ordered[0]], [positions[0]], []

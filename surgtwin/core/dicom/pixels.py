@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from pydicom import dcmread
@@ -90,13 +90,18 @@ def iter_decoded(frames: list[FrameHeader]) -> Iterator[tuple[int, np.ndarray]]:
             _decode_errors(first),
             first.source.open() as fp,
             closing(
-                iter_pixels(_pixel_source(fp, first), indices=indices if first.number_of_frames > 1 else None)
+                _frames_of(_pixel_source(fp, first), indices if first.number_of_frames > 1 else None)
             ) as decoded,
         ):
             for k in positions:
                 with _decode_errors(frames[k]):
                     arr = next(decoded)
                 yield k, _checked(arr, frames[k])
+
+
+def _frames_of(source: BinaryIO | Dataset, indices: list[int] | None) -> Generator[np.ndarray, None, None]:
+    # iter_pixels is a generator (typed as an Iterator): closing it releases the file.
+    return cast("Generator[np.ndarray, None, None]", iter_pixels(source, indices=indices))
 
 
 def _pixel_source(fp: BinaryIO, frame: FrameHeader) -> BinaryIO | Dataset:

@@ -34,7 +34,7 @@ def resample_to_grid(
     sy, sx = geometry.pixel_spacing
     p0 = geometry.frames[0].position
     assert p0 is not None
-    offsets = np.array([f.position - p0 for f in geometry.frames])  # type: ignore[operator]
+    offsets = np.array([f.position - p0 for f in geometry.frames])
     u = offsets @ geometry.row_cosine / sx  # in-plane shift of each slice, in columns
     v = offsets @ geometry.column_cosine / sy  # ... and in rows
     if geometry.tilt_deg == 0.0:

@@ -173,7 +173,7 @@ def _has_duplicates(frames: list[FrameHeader]) -> bool:
     normal = frames[0].normal
     if normal is None or any(f.position is None for f in frames):
         return False
-    positions = sorted(round(float(f.position @ normal), 3) for f in frames)  # type: ignore[operator]
+    positions = sorted(round(float(f.position @ normal), 3) for f in frames)
     return len(set(positions)) < len(positions)
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
 Box = tuple[slice, slice, slice]  # (k, j, i) numpy order
+Scalar = float | np.ndarray  # a number, or one per voxel
+Vector = Sequence[float] | np.ndarray
 FAR = 1.0e3  # "far outside": distance given to voxels a shape's box does not reach
 
 
@@ -46,7 +48,7 @@ class Grid:
         z = self.origin[2] + self.spacing[2] * np.arange(k.start, k.stop, dtype=np.float64)
         return x[None, None, :], y[None, :, None], z[:, None, None]
 
-    def box(self, lo: Sequence[float], hi: Sequence[float]) -> Box:
+    def box(self, lo: Vector, hi: Vector) -> Box:
         """Voxels whose centres lie within the LPS bounds [lo, hi] (clipped to the grid)."""
         out = []
         for axis, n in zip((2, 1, 0), self.shape, strict=True):
@@ -73,9 +75,7 @@ def sub_box(outer: Box, inner: Box) -> tuple[slice, slice, slice]:
 # --- closed-form primitives (arguments broadcast) ----------------------------------
 
 
-def ellipse_sd(
-    x: np.ndarray, y: np.ndarray, cx: float, cy: float, a: float, b: float | np.ndarray
-) -> np.ndarray:
+def ellipse_sd(x: np.ndarray, y: np.ndarray, cx: Scalar, cy: Scalar, a: Scalar, b: Scalar) -> np.ndarray:
     """In-plane ellipse, extruded along z (Quilez' first-order distance estimate)."""
     u, v = (x - cx) / a, (y - cy) / b
     k0 = np.sqrt(u * u + v * v)
@@ -87,8 +87,8 @@ def ellipsoid_sd(
     x: np.ndarray,
     y: np.ndarray,
     z: np.ndarray,
-    centre: Sequence[float],
-    semi: Sequence[float],
+    centre: Vector,
+    semi: Vector,
     rotation: np.ndarray | None = None,
 ) -> np.ndarray:
     """Ellipsoid; ``rotation`` columns are its local axes expressed in LPS."""
@@ -106,8 +106,8 @@ def box_sd(
     x: np.ndarray,
     y: np.ndarray,
     z: np.ndarray,
-    centre: Sequence[float],
-    half: Sequence[float],
+    centre: Sequence[Scalar] | np.ndarray,
+    half: Vector,
 ) -> np.ndarray:
     """Axis-aligned box (exact Euclidean signed distance)."""
     q = [np.abs(c - m) - h for c, m, h in zip((x, y, z), centre, half, strict=True)]
@@ -129,7 +129,7 @@ def rotation(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0
 
 
 def spline_path(
-    control: Sequence[Sequence[float]], radii: Sequence[float], step: float = 1.5
+    control: Sequence[Sequence[float]] | np.ndarray, radii: Vector, step: float = 1.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dense centreline (N, 3) and radii (N,) through control points, ~``step`` mm apart.
 
