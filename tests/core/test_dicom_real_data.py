@@ -107,6 +107,7 @@ def test_transfer_syntaxes_decode_identically(shared_data: Path) -> None:
     syntaxes = {str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID) for f in files}
     assert len(syntaxes) >= 6  # LE implicit/explicit, BE, RLE, JPEG lossless, JPEG-LS, J2K
     volumes = [load_volume(f)[0] for f in files]
+    assert all("mosaic_not_unpacked" in {x.code for x in v.findings} for v in volumes)
     reference = pydicom.dcmread(files[0]).pixel_array
     for f, v in zip(files, volumes, strict=True):
         assert v.voxels.shape == (1, 384, 384), f.name
@@ -277,3 +278,22 @@ def test_volume_files_import(shared_data: Path, relative: str, shape_kji: tuple[
     image = sitk.ReadImage(str(path))
     np.testing.assert_allclose(volume.origin, image.GetOrigin(), atol=1e-6)
     np.testing.assert_allclose(volume.spacing, image.GetSpacing(), atol=1e-6)
+
+
+def test_every_volume_file_in_shared_data_loads_with_its_geometry(shared_data: Path) -> None:
+    """All NIfTI / MetaImage files (CTs, MR, reference label maps): same grid as SimpleITK reads."""
+    import SimpleITK as sitk
+
+    paths = sorted(p for p in shared_data.rglob("*") if p.name.endswith((".nii.gz", ".nii", ".mha")))
+    assert len(paths) > 40
+    for path in paths:
+        volume, _ = load_volume(path)
+        image = sitk.ReadImage(str(path))
+        if image.GetDimension() == 4:
+            image = image[:, :, :, 0]
+        assert volume.shape_ijk == image.GetSize()[:3], path
+        np.testing.assert_allclose(volume.origin, image.GetOrigin(), atol=1e-5, err_msg=str(path))
+        np.testing.assert_allclose(volume.spacing, image.GetSpacing(), atol=1e-6, err_msg=str(path))
+        np.testing.assert_allclose(
+            volume.direction.flatten(), image.GetDirection(), atol=1e-6, err_msg=str(path)
+        )

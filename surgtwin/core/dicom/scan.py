@@ -210,6 +210,14 @@ def _assess(series: Series) -> None:
         series.not_loadable_reason = f"no patient geometry ({exc})"
         return
     series.findings.extend(series.geometry.findings)
+    if "MOSAIC" in first.image_type:
+        series.findings.append(
+            Finding(
+                "mosaic_not_unpacked",
+                "Siemens mosaic: the tiles are loaded as one 2D image, "
+                "not unpacked into slices (their geometry is not the image's)",
+            )
+        )
     if any(f.lossy for f in series.frames):
         series.findings.append(
             Finding(
