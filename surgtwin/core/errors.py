@@ -45,3 +45,15 @@ class CancelledError(SurgTwinError):
     """Long work was cancelled by the user; nothing partial was kept."""
 
     code = "cancelled"
+
+
+class SegmentationError(SurgTwinError):
+    """A segmentation or a segmentation tool cannot do what was asked (wrong parameters, no segment)."""
+
+    code = "segmentation_error"
+
+
+class MeshError(SurgTwinError):
+    """A surface mesh cannot be built, repaired or exported as asked."""
+
+    code = "mesh_error"

@@ -33,6 +33,12 @@ class FrameHeader:
     study_uid: str
     study_description: str
     study_date: str
+    study_time: str
+    study_id: str
+    accession_number: str
+    patient_birth_date: str
+    patient_sex: str
+    frame_of_reference_uid: str
     series_uid: str
     series_number: int
     series_description: str

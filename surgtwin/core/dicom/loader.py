@@ -105,7 +105,7 @@ def load_series(
         modality=first.modality,
         units=_units(first),
         name=series.description or f"{first.modality} series {series.number}",
-        provenance=_provenance(series),
+        provenance=_provenance(series, resampled=not geometry.regular),
         findings=list(series.findings),
         decisions=decisions,
     )
@@ -117,8 +117,9 @@ def _units(frame: FrameHeader) -> str:
     return frame.rescale_type if frame.rescale_type not in ("US", "") else ""
 
 
-def _provenance(series: Series) -> dict:
+def _provenance(series: Series, resampled: bool) -> dict:
     first = series.frames[0]
+    frames = series.geometry.frames if series.geometry else []
     return {
         "source": "dicom",
         "series_instance_uid": series.series_instance_uid,
@@ -130,4 +131,29 @@ def _provenance(series: Series) -> dict:
         "transfer_syntaxes": sorted({f.transfer_syntax for f in series.frames}),
         "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "software_version": surgtwin.__version__,
+        # What a derived DICOM object (e.g. a DICOM SEG) needs to point back at its source.
+        "dicom": {
+            "patient_name": first.patient_name,
+            "patient_birth_date": first.patient_birth_date,
+            "patient_sex": first.patient_sex,
+            "study_date": first.study_date,
+            "study_time": first.study_time,
+            "study_id": first.study_id,
+            "accession_number": first.accession_number,
+            "study_description": first.study_description,
+            "series_number": series.number,
+            "modality": first.modality,
+            "frame_of_reference_uid": first.frame_of_reference_uid,
+            "sop_class_uid": first.sop_class_uid,
+            # one per slice k, with the frame number for multi-frame files; None once resampled
+            "source_instances": None
+            if resampled
+            else [
+                {
+                    "sop_instance_uid": f.sop_instance_uid,
+                    "frame": f.frame_index + 1 if f.number_of_frames > 1 else None,
+                }
+                for f in frames
+            ],
+        },
     }

@@ -1,0 +1,130 @@
+"""Segmentation: one label map on a reference volume's grid, with named segments.
+
+Segments do not overlap: each voxel holds one label value (0 = background), which
+keeps boundaries between touching structures shared and edits simple to undo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from surgtwin.core.errors import SegmentationError
+from surgtwin.core.segmentation.colors import Color, default_color
+from surgtwin.core.volume import Volume
+
+MAX_LABEL = 65535
+
+
+@dataclass
+class Segment:
+    name: str
+    color: Color
+    terminology: dict[str, str] | None = (
+        None  # e.g. {"scheme": "SCT", "code": "10200004", "meaning": "Liver"}
+    )
+    visible: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)  # how it was made (tool, parameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "color": [float(c) for c in self.color],
+            "terminology": self.terminology,
+            "visible": self.visible,
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        color = tuple(float(c) for c in data["color"])
+        if len(color) != 3:
+            raise SegmentationError(f"segment {data.get('name')!r}: colour must have 3 components")
+        return cls(
+            name=str(data["name"]),
+            color=(color[0], color[1], color[2]),
+            terminology=data.get("terminology"),
+            visible=bool(data.get("visible", True)),
+            provenance=dict(data.get("provenance") or {}),
+        )
+
+
+@dataclass
+class Segmentation:
+    """``labels[k, j, i]`` on the grid ``ijk_to_lps``; ``segments`` keyed by label value."""
+
+    labels: np.ndarray
+    ijk_to_lps: np.ndarray
+    segments: dict[int, Segment] = field(default_factory=dict)
+    name: str = "Segmentation"
+    reference_volume_id: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ijk_to_lps = np.asarray(self.ijk_to_lps, dtype=np.float64)
+        if self.labels.ndim != 3 or self.labels.dtype not in (np.uint8, np.uint16):
+            raise SegmentationError("a label map is a 3D array of uint8 or uint16")
+        if self.ijk_to_lps.shape != (4, 4):
+            raise SegmentationError("ijk_to_lps must be a 4x4 matrix")
+
+    @classmethod
+    def empty_like(
+        cls,
+        volume: Volume,
+        name: str = "Segmentation",
+        reference_volume_id: str | None = None,
+    ) -> Segmentation:
+        return cls(
+            np.zeros(volume.voxels.shape, dtype=np.uint8),
+            volume.ijk_to_lps.copy(),
+            name=name,
+            reference_volume_id=reference_volume_id,
+        )
+
+    # --- geometry ---------------------------------------------------------------
+    @property
+    def spacing(self) -> np.ndarray:
+        return np.linalg.norm(self.ijk_to_lps[:3, :3], axis=0)
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.ijk_to_lps[:3, :3])))
+
+    # --- segments ---------------------------------------------------------------
+    def label_of(self, name: str) -> int:
+        for label, segment in self.segments.items():
+            if segment.name == name:
+                return label
+        known = ", ".join(s.name for s in self.segments.values()) or "none"
+        raise SegmentationError(f"no segment named {name!r} (segments: {known})")
+
+    def next_label(self) -> int:
+        label = max(self.segments, default=0) + 1
+        if label > MAX_LABEL:
+            raise SegmentationError("too many segments (more than 65535)")
+        return label
+
+    def add_segment(self, name: str, color: Color | None = None, **details: Any) -> int:
+        """Register a new (empty) segment and return its label value; voxels are untouched."""
+        if any(s.name == name for s in self.segments.values()):
+            raise SegmentationError(f"a segment named {name!r} already exists")
+        label = self.next_label()
+        self.ensure_dtype_for(label)
+        self.segments[label] = Segment(name=name, color=color or default_color(name), **details)
+        return label
+
+    def ensure_dtype_for(self, label: int) -> None:
+        """Widen the label map to uint16 before a label above 255 is written."""
+        if label > 255 and self.labels.dtype == np.uint8:
+            self.labels = self.labels.astype(np.uint16)
+
+    def mask(self, label: int) -> np.ndarray:
+        return self.labels == label
+
+    def voxel_count(self, label: int) -> int:
+        return int(np.count_nonzero(self.labels == label))
+
+    def volume_ml(self, label: int) -> float:
+        return self.voxel_count(label) * self.voxel_volume_mm3 / 1000.0
