@@ -59,16 +59,17 @@ def _require_existing(paths: list[str]) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from surgtwin.cli.report import print_volume, volume_json
     from surgtwin.core.importer import load_volume
-    from surgtwin.core.volume_files import write_volume_file
+    from surgtwin.core.volume_files import check_output_path, write_volume_file
 
     _require_existing(args.paths)
+    check_output_path(Path(args.output))
     started = time.perf_counter()
     with cancellable_progress() as progress:
         volume, _ = load_volume(
             args.paths, args.series, progress, "refuse" if args.no_resample else "resample"
         )
         progress.check()
-    write_volume_file(volume, Path(args.output))
+        write_volume_file(volume, Path(args.output), before_replace=progress.check)
     data = {
         "output": str(args.output),
         "volume": volume_json(volume),
@@ -104,7 +105,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         History(scene).execute(AddVolume(volume))
         if not scene.title:
             scene.title = volume.name
-        save_case(scene, output)
+        save_case(scene, output, progress=progress)
     data = case_json(scene, output)
     data["seconds"] = round(time.perf_counter() - started, 3)
     if args.json:
@@ -168,9 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail(message: str, code: str, as_json: bool, status: int) -> int:
     one_line = " ".join(message.split())
-    print(f"surgtwin: error: {one_line}", file=sys.stderr)
-    if as_json:
-        _print_json({"error": {"code": code, "message": one_line}})
+    try:
+        print(f"surgtwin: error: {one_line}", file=sys.stderr)
+        if as_json:
+            _print_json({"error": {"code": code, "message": one_line}})
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return status
 
 
@@ -204,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         return _fail("not enough memory for this volume", "out_of_memory", as_json, EXIT_FAILURE)
     except OSError as exc:
-        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", "os_error", as_json, EXIT_FAILURE)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", "os_error", as_json, EXIT_FAILURE)
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback reaches a user
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         return _fail(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from surgtwin.core.dicom import Inventory, Series, scan
 from surgtwin.core.dicom.loader import IrregularPolicy, load_series
-from surgtwin.core.errors import DicomError
+from surgtwin.core.errors import DicomError, VolumeError
 from surgtwin.core.progress import Progress
 from surgtwin.core.volume import Volume
 from surgtwin.core.volume_files import is_volume_file, read_volume_file
@@ -49,6 +49,8 @@ def load_volume(
     """Load one volume; also return the DICOM inventory it came from (None for volume files)."""
     path_list = _as_paths(paths)
     if len(path_list) == 1 and is_volume_file(path_list[0]):
+        if series_uid:
+            raise VolumeError(f"{path_list[0]} is a single volume file; --series applies to DICOM only")
         return read_volume_file(path_list[0]), None
     inventory = scan(path_list, progress)
     series = choose_series(inventory, series_uid)

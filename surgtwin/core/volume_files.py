@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -44,12 +46,36 @@ def read_volume_file(path: Path) -> Volume:
     return volume
 
 
-def write_volume_file(volume: Volume, path: Path) -> None:
-    """Write with geometry; the format follows the suffix."""
-    if not path.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
+WRITABLE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+def check_output_path(path: Path) -> None:
+    """Fail before any work when the output cannot be written."""
+    if not path.name.lower().endswith(WRITABLE_SUFFIXES):
         raise VolumeError(f"{path}: choose an output ending in .nii.gz, .nii, .nrrd or .mha")
+    if not path.parent.resolve().is_dir():
+        raise VolumeError(f"{path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent.resolve(), os.W_OK):
+        raise VolumeError(f"{path}: the folder {path.parent} is not writable")
+
+
+def write_volume_file(volume: Volume, path: Path, before_replace: Callable[[], None] | None = None) -> None:
+    """Write with geometry, atomically: a temp file beside the target, then a rename.
+
+    ``before_replace`` runs just before the rename (e.g. a cancellation check); if it
+    raises, the temp file is removed and an existing target is left untouched.
+    """
+    check_output_path(path)
     image = volume.to_sitk()
+    suffix = next(s for s in WRITABLE_SUFFIXES if path.name.lower().endswith(s))
+    temp = path.with_name(f".{path.name[: -len(suffix)]}.tmp-{os.getpid()}{suffix}")
     try:
-        sitk.WriteImage(image, str(path), useCompression=True)
-    except RuntimeError as exc:
-        raise VolumeError(f"{path}: cannot be written ({str(exc).strip().splitlines()[-1]})") from exc
+        try:
+            sitk.WriteImage(image, str(temp), useCompression=True)
+        except RuntimeError as exc:
+            raise VolumeError(f"{path}: cannot be written ({str(exc).strip().splitlines()[-1]})") from exc
+        if before_replace is not None:
+            before_replace()
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -368,42 +368,27 @@ def test_tilted_series_refused_when_resampling_is_not_allowed(tmp_path: Path) ->
 # --- (6): MONOCHROME1 -----------------------------------------------------------------
 
 
-def test_monochrome1_mr_is_inverted_with_a_decision(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("modality", "intercept"), [("MR", 0.0), ("CT", -1024.0)])
+def test_monochrome1_keeps_modality_values_and_flags_display(
+    tmp_path: Path, modality: str, intercept: float
+) -> None:
+    """MONOCHROME1 changes how values are shown, not what they are (quantitative maps stay true)."""
     write_series(
         tmp_path,
         n_slices=N,
         rows=ROWS,
         cols=COLS,
-        modality="MR",
+        modality=modality,
         photometric="MONOCHROME1",
         slope=1.0,
-        intercept=0.0,
+        intercept=intercept,
     )
     volume = load([tmp_path])
-    stored = expected_stored(N, ROWS, COLS).astype(np.int64)
-    # BitsStored 12: stored 0 is white, 4095 black; inverted, higher means brighter.
-    np.testing.assert_array_equal(volume.voxels, MAX_STORED - stored)
-    assert np.unravel_index(np.argmax(stored), stored.shape) == np.unravel_index(
-        np.argmin(volume.voxels), volume.voxels.shape
-    )
-    assert any("MONOCHROME1" in d and "invert" in d for d in volume.decisions)
-
-
-def test_monochrome1_ct_keeps_hounsfield_units(tmp_path: Path) -> None:
-    write_series(
-        tmp_path,
-        n_slices=N,
-        rows=ROWS,
-        cols=COLS,
-        modality="CT",
-        photometric="MONOCHROME1",
-        slope=1.0,
-        intercept=-1024.0,
-    )
-    volume = load([tmp_path])
-    np.testing.assert_array_equal(volume.voxels, expected_stored(N, ROWS, COLS).astype(np.int32) - 1024)
-    assert volume.units == "HU"
-    assert any("MONOCHROME1" in d and "Hounsfield" in d for d in volume.decisions)
+    expected = expected_stored(N, ROWS, COLS).astype(np.int32) + int(intercept)
+    np.testing.assert_array_equal(volume.voxels, expected)
+    assert volume.provenance["display_inverted"] is True
+    assert any("MONOCHROME1" in d and "display inverts" in d for d in volume.decisions)
+    assert volume.units == ("HU" if modality == "CT" else "")
 
 
 # --- (7): character sets ---------------------------------------------------------------

@@ -22,8 +22,13 @@ RELATIVE_STEP_TOLERANCE = 0.01
 ABSOLUTE_STEP_TOLERANCE_MM = 1e-3
 # Positions closer than this along the normal are the same slice position.
 DUPLICATE_TOLERANCE_MM = 1e-3
-# Angle between the stacking direction and the slice normal above which slices are tilted.
-TILT_TOLERANCE_DEG = 0.01
+# Angle between the stacking direction and the slice normal above which slices are tilted;
+# below Volume's orthogonality tolerance (1e-4 rad), so an untilted affine is orthogonal.
+TILT_TOLERANCE_DEG = 0.005
+# A slice off the straight line through the first and last ones by more than this fraction
+# of a pixel (plus rounding in the position strings) breaks the plain affine.
+SHIFT_TOLERANCE_PIXELS = 0.05
+SHIFT_TOLERANCE_MM = 0.01
 # Orientation cosines that agree to this are the same orientation.
 ORIENTATION_TOLERANCE = 1e-4
 
@@ -38,6 +43,7 @@ class SliceGeometry:
     pixel_spacing: tuple[float, float]  # (between rows, between columns)
     step_mm: float  # the regular step (median), or the slice thickness for 1 slice
     tilt_deg: float = 0.0
+    shifted: bool = False  # some slices lie off the line through the first and last
     regular: bool = True  # a plain affine describes the slices exactly
     findings: list[Finding] = field(default_factory=list)
     dropped: list[FrameHeader] = field(default_factory=list)  # duplicate positions left out
@@ -139,6 +145,7 @@ def analyse(frames: list[FrameHeader]) -> SliceGeometry:
         return geometry
     _measure_steps(geometry)
     _measure_tilt(geometry)
+    _measure_shifts(geometry)
     return geometry
 
 
@@ -188,10 +195,34 @@ def _measure_tilt(geometry: SliceGeometry) -> None:
     sign = -1.0 if sideways * along_normal < 0 else 1.0
     geometry.tilt_deg = sign * angle
     geometry.regular = False
+    tag = geometry.frames[0].gantry_tilt_tag
+    said = f"; GantryDetectorTilt tag: {tag:+g}" if tag is not None else ""
     geometry.findings.append(
         Finding(
             "gantry_tilt",
             f"slices are tilted by {geometry.tilt_deg:+.2f} degrees against their stacking "
-            "direction (gantry tilt)",
+            f"direction (gantry tilt, measured from the positions{said})",
+        )
+    )
+
+
+def _measure_shifts(geometry: SliceGeometry) -> None:
+    """Find slices displaced in-plane from the straight line through the first and last."""
+    positions = np.array([f.position for f in geometry.frames])
+    d = geometry.positions_mm
+    fraction = (d - d[0]) / (d[-1] - d[0])
+    expected = positions[0] + np.outer(fraction, positions[-1] - positions[0])
+    off = np.linalg.norm(positions - expected, axis=1)
+    tolerance = SHIFT_TOLERANCE_PIXELS * min(geometry.pixel_spacing) + SHIFT_TOLERANCE_MM
+    if off.max() <= tolerance:
+        return
+    worst = int(np.argmax(off))
+    geometry.shifted = True
+    geometry.regular = False
+    geometry.findings.append(
+        Finding(
+            "inconsistent_positions",
+            f"{int(np.sum(off > tolerance))} slice(s) lie off the line through the first and last "
+            f"slice (up to {off[worst]:.2f} mm, at {d[worst]:.2f} mm along the normal)",
         )
     )

@@ -25,9 +25,11 @@ LOSSY_SYNTAXES = {
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
     "1.2.840.10008.1.2.4.51",  # JPEG extended
     "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000 (may be lossy)
-    "1.2.840.10008.1.2.4.201",  # HTJ2K (may be lossy)
-    "1.2.840.10008.1.2.4.203",
+}
+# Lossy or lossless: LossyImageCompression "00" says which.
+MAYBE_LOSSY_SYNTAXES = {
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
 }
 # Malformed values are reported by what they break, not as pydicom warnings.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
@@ -90,6 +92,19 @@ class _FrameGroups:
         return self.ds.get(keyword)
 
 
+def _declared_pixel_bytes(ds: Dataset) -> int:
+    """Bytes the image size tags promise (uncompressed)."""
+    frames = _int_or_none(ds.get("NumberOfFrames")) or 1
+    return (
+        int(ds.Rows)
+        * int(ds.Columns)
+        * frames
+        * int(ds.get("SamplesPerPixel", 1))
+        * int(ds.get("BitsAllocated", 16))
+        // 8
+    )
+
+
 def _pixel_problem(fp: Any, ds: Dataset, size: int) -> str | None:
     """Check the Pixel Data element's declared length against the header and the file."""
     syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
@@ -119,9 +134,7 @@ def _pixel_problem(fp: Any, ds: Dataset, size: int) -> str | None:
         return _encapsulated_problem(fp, value_start, size, endian)
     rows, cols = int(ds.Rows), int(ds.Columns)
     frames = _int_or_none(ds.get("NumberOfFrames")) or 1
-    spp = int(ds.get("SamplesPerPixel", 1))
-    bits = int(ds.get("BitsAllocated", 16))
-    expected = rows * cols * frames * spp * bits // 8
+    expected = _declared_pixel_bytes(ds)
     available = size - value_start
     if length < expected or available < expected:
         got = min(length, available)
@@ -189,9 +202,7 @@ def _frames_from_dataset(ds: Dataset, source: SourceFile, problem: str | None) -
     frames = _int_or_none(ds.get("NumberOfFrames")) or 1
     if not (0 < rows <= MAX_ROWS_COLUMNS and 0 < cols <= MAX_ROWS_COLUMNS and 0 < frames <= MAX_FRAMES):
         raise SkipFile(f"absurd image dimensions ({rows}x{cols}, {frames} frames)")
-    declared = (
-        rows * cols * frames * int(ds.get("SamplesPerPixel", 1)) * int(ds.get("BitsAllocated", 16)) // 8
-    )
+    declared = _declared_pixel_bytes(ds)
     if declared > MAX_IMAGE_BYTES:
         raise SkipFile(
             f"absurd image dimensions ({rows}x{cols}, {frames} frames = {declared / 2**30:.0f} GiB of pixels)"
@@ -200,7 +211,12 @@ def _frames_from_dataset(ds: Dataset, source: SourceFile, problem: str | None) -
         # Before building one record per frame: a header may declare 100,000 frames.
         raise SkipFile(problem)
     syntax = str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
-    lossy = syntax in LOSSY_SYNTAXES or _text(ds, "LossyImageCompression") == "01"
+    lossy_tag = _text(ds, "LossyImageCompression")
+    lossy = (
+        lossy_tag == "01"
+        or syntax in LOSSY_SYNTAXES
+        or (syntax in MAYBE_LOSSY_SYNTAXES and lossy_tag != "00")
+    )
     image_type = tuple(str(v) for v in (ds.get("ImageType") or ()))
     common = dict(
         display=source.display,
@@ -281,7 +297,7 @@ def _frame(ds: Dataset, frame: int, enhanced: bool, image_type: tuple[str, ...],
         frame_index=frame,
         image_type=image_type,
         acquisition_number=_int_or_none(ds.get("AcquisitionNumber")),
-        echo_number=_int_or_none(_float_or(echo, None)) if echo is not None else None,
+        echo=round(v, 3) if (v := _float_or(echo, None)) is not None else None,
         temporal_position=_int_or_none(temporal),
         stack_id=str(stack_id) if stack_id is not None else None,
         row_cosine=row_cos,

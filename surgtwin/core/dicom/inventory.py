@@ -55,7 +55,7 @@ class FrameHeader:
     number_of_frames: int
     image_type: tuple[str, ...]
     acquisition_number: int | None
-    echo_number: int | None
+    echo: float | None  # EchoNumbers, or EffectiveEchoTime (ms) in enhanced MR
     temporal_position: int | None
     stack_id: str | None
     row_cosine: np.ndarray | None  # direction of increasing column index (i)
@@ -81,7 +81,7 @@ class FrameHeader:
 class Series:
     """A group of frames that can form one volume (or say why not)."""
 
-    uid: str  # SeriesInstanceUID, with a suffix ".partN" when a series had to be split
+    uid: str  # SeriesInstanceUID, with a suffix "#N" when a series had to be split
     series_instance_uid: str
     modality: str
     description: str

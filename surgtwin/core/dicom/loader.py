@@ -68,19 +68,14 @@ def load_series(
     dtype = np.dtype(np.int16) if _fits_int16(frames) else np.dtype(np.float32)
     voxels = np.empty((len(frames), first.rows, first.columns), dtype=dtype)
     decisions: list[str] = []
-    invert = first.photometric == "MONOCHROME1" and first.modality != "CT"
     progress.start("decoding slices", len(frames))
     for k, stored in iter_decoded(frames):
-        frame = frames[k]
-        if invert:
-            lo, hi = stored_range(frame)
-            stored = (hi + lo) - stored.astype(np.int64)
-        voxels[k] = _rescale(stored, frame, dtype)
+        voxels[k] = _rescale(stored, frames[k], dtype)
         progress.advance()
-    if invert:
-        decisions.append("MONOCHROME1 images inverted so that higher values are brighter")
-    if first.photometric == "MONOCHROME1" and first.modality == "CT":
-        decisions.append("MONOCHROME1 CT kept in Hounsfield units (display inverts, values do not)")
+    display_inverted = first.photometric == "MONOCHROME1"
+    if display_inverted:
+        # Values stay in modality units (quantitative maps stay true); only display flips.
+        decisions.append("MONOCHROME1: values kept in modality units; display inverts (low values bright)")
     affine = geometry.acquired_affine()
     if not geometry.regular:
         progress.start("resampling onto a regular grid", 1)
@@ -91,7 +86,7 @@ def load_series(
         what = ", ".join(
             f.code
             for f in geometry.findings
-            if f.code in ("gantry_tilt", "variable_spacing", "missing_slices")
+            if f.code in ("gantry_tilt", "variable_spacing", "missing_slices", "inconsistent_positions")
         )
         decisions.append(
             f"resampled onto a regular grid because of {what}: {before} acquired slices -> "
@@ -105,7 +100,8 @@ def load_series(
         modality=first.modality,
         units=_units(first),
         name=series.description or f"{first.modality} series {series.number}",
-        provenance=_provenance(series, resampled=not geometry.regular),
+        provenance=_provenance(series, resampled=not geometry.regular)
+        | {"display_inverted": display_inverted},
         findings=list(series.findings),
         decisions=decisions,
     )

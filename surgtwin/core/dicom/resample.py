@@ -37,8 +37,8 @@ def resample_to_grid(
     offsets = np.array([f.position - p0 for f in geometry.frames])
     u = offsets @ geometry.row_cosine / sx  # in-plane shift of each slice, in columns
     v = offsets @ geometry.column_cosine / sy  # ... and in rows
-    if geometry.tilt_deg == 0.0:
-        u[:], v[:] = 0.0, 0.0  # below the tilt tolerance: rounding in the position strings
+    if geometry.tilt_deg == 0.0 and not geometry.shifted:
+        u[:], v[:] = 0.0, 0.0  # within tolerance: rounding in the position strings
     umin, vmin = float(np.floor(u.min() + 1e-6)), float(np.floor(v.min() + 1e-6))
     out_cols = cols + int(np.ceil(u.max() - umin - 1e-6))
     out_rows = rows + int(np.ceil(v.max() - vmin - 1e-6))

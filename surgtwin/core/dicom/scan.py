@@ -7,7 +7,7 @@ that mixes orientations, sizes, image types or acquisitions is split into parts
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import os
 import signal
 from collections import defaultdict
@@ -15,17 +15,16 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from pydicom.uid import UID
 
-from surgtwin.core.dicom.geometry import analyse, same_orientation
+from surgtwin.core.dicom.geometry import DUPLICATE_TOLERANCE_MM, analyse, same_orientation
 from surgtwin.core.dicom.headers import read_headers
 from surgtwin.core.dicom.inventory import FrameHeader, Inventory, Patient, Series, SkippedFile, Study
 from surgtwin.core.dicom.pixels import decoder_available
 from surgtwin.core.dicom.sources import SourceFile, iter_sources
 from surgtwin.core.findings import Finding
 from surgtwin.core.progress import Progress, ensure_progress
-
-log = logging.getLogger(__name__)
 
 # Below this many files, worker processes cost more than they save (benchmarks/index_headers.py:
 # on 2 cores, ~1,000 files index in 0.8 s serially and no faster in parallel).
@@ -85,10 +84,22 @@ def scan(paths: Iterable[Path | str], progress: Progress | None = None) -> Inven
     return inventory
 
 
+def _series_key(frame: FrameHeader) -> str:
+    """SeriesInstanceUID; without one, files are grouped only with their folder neighbours
+    of the same Frame of Reference (never merged across folders or patients)."""
+    if frame.series_uid:
+        return frame.series_uid
+    folder = str(Path(frame.display.split("!", 1)[0]).parent)
+    digest = hashlib.sha1(
+        f"{folder}|{frame.frame_of_reference_uid}|{frame.patient_name}".encode()
+    ).hexdigest()
+    return f"no-uid-{digest[:12]}"
+
+
 def _build_tree(inventory: Inventory, frames: list[FrameHeader]) -> None:
     by_series: dict[tuple[str, str, str], list[FrameHeader]] = defaultdict(list)
     for f in frames:
-        by_series[(f.patient_id, f.study_uid, f.series_uid)].append(f)
+        by_series[(f.patient_id, f.study_uid, _series_key(f))].append(f)
     patients: dict[str, Patient] = {}
     studies: dict[tuple[str, str], Study] = {}
     for (pid, study_uid, _), members in sorted(by_series.items(), key=lambda kv: _series_order(kv[1])):
@@ -97,7 +108,7 @@ def _build_tree(inventory: Inventory, frames: list[FrameHeader]) -> None:
         if (pid, study_uid) not in studies:
             studies[(pid, study_uid)] = Study(study_uid, first.study_description, first.study_date)
             patient.studies.append(studies[(pid, study_uid)])
-        studies[(pid, study_uid)].series.extend(split_series(members))
+        studies[(pid, study_uid)].series.extend(split_series(members, _series_key(first)))
     inventory.patients = list(patients.values())
 
 
@@ -113,7 +124,7 @@ def _orientation_key(frame: FrameHeader, reps: list[FrameHeader]) -> int:
     return len(reps) - 1
 
 
-def split_series(frames: list[FrameHeader]) -> list[Series]:
+def split_series(frames: list[FrameHeader], uid: str | None = None) -> list[Series]:
     """Split one SeriesInstanceUID into groups that can each be one volume."""
     reps: list[FrameHeader] = []
     criteria: list[tuple[str, Callable[[FrameHeader], Hashable]]] = [
@@ -135,7 +146,7 @@ def split_series(frames: list[FrameHeader]) -> list[Series]:
     # Duplicate positions that an acquisition, echo or time index tells apart are separate volumes.
     for label, key in [
         ("acquisition", lambda f: f.acquisition_number),
-        ("echo", lambda f: f.echo_number),
+        ("echo", lambda f: f.echo),
         ("temporal position", lambda f: f.temporal_position),
     ]:
         groups = [
@@ -144,7 +155,7 @@ def split_series(frames: list[FrameHeader]) -> list[Series]:
             for parts in [_partition(g, key) if _has_duplicates(g) else [g]]
             for part in parts
         ]
-    uid = frames[0].series_uid
+    uid = uid or frames[0].series_uid
     series = []
     for n, (members, reasons) in enumerate(groups, start=1):
         s = Series(
@@ -156,6 +167,14 @@ def split_series(frames: list[FrameHeader]) -> list[Series]:
             frames=members,
             split_reason=("differs in " + ", ".join(reasons)) if reasons else None,
         )
+        if not frames[0].series_uid:
+            s.findings.append(
+                Finding(
+                    "missing_series_uid",
+                    "the files carry no SeriesInstanceUID; "
+                    "they were grouped by folder and Frame of Reference",
+                )
+            )
         _assess(s)
         series.append(s)
     return series
@@ -173,8 +192,8 @@ def _has_duplicates(frames: list[FrameHeader]) -> bool:
     normal = frames[0].normal
     if normal is None or any(f.position is None for f in frames):
         return False
-    positions = sorted(round(float(f.position @ normal), 3) for f in frames)
-    return len(set(positions)) < len(positions)
+    positions = np.sort([float(f.position @ normal) for f in frames])
+    return bool(np.any(np.diff(positions) < DUPLICATE_TOLERANCE_MM))
 
 
 def _assess(series: Series) -> None:
