@@ -5,14 +5,16 @@ and replay of rehearsals, scripting and provenance. A command validates the scen
 before touching it, so a command that cannot apply raises :class:`CommandError` and
 leaves the scene unchanged.
 
-Serialised commands reference objects by id. Bulk data (voxels) never goes into
-``to_dict()``; whoever rebuilds an :class:`AddVolume` supplies the volume
-(``command_from_dict(data, volumes={id: volume})``), e.g. from a case file or a
+Serialised commands reference objects by id. Bulk data (voxels, label arrays, mesh
+arrays) never goes into ``to_dict()`` (which is also what the provenance log keeps);
+``bulk_data()`` hands it out by key, and whoever rebuilds the command supplies it
+(``command_from_dict(data, bulk=command.bulk_data())``), e.g. from a case file or a
 peer's bulk-data channel.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -20,8 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from surgtwin.core.errors import CommandError
+from surgtwin.core.mesh.surface import SurfaceMesh
 from surgtwin.core.scene import Scene, is_valid_object_id
 from surgtwin.core.volume import Volume
+
+# Modules whose commands register themselves on import; loaded before rebuilding one.
+_COMMAND_MODULES = ("surgtwin.core.segmentation.commands",)
 
 COMMANDS: dict[str, type[Command]] = {}
 
@@ -49,34 +55,58 @@ class Command(ABC):
 
     @classmethod
     @abstractmethod
-    def from_dict(cls, data: Mapping[str, Any], volumes: Mapping[str, Volume]) -> Command: ...
+    def from_dict(cls, data: Mapping[str, Any], bulk: Mapping[str, Any]) -> Command:
+        """Rebuild from ``to_dict()`` output; ``bulk`` maps keys to what ``bulk_data()`` gave."""
+
+    def bulk_data(self) -> dict[str, Any]:
+        """Arrays/objects ``to_dict()`` refers to by key (never put in JSON)."""
+        return {}
 
     def describe(self) -> str:
         """Short label for an undo menu ("Undo rename volume")."""
         return self.kind.replace("_", " ")
 
 
-def command_from_dict(data: Mapping[str, Any], volumes: Mapping[str, Volume] | None = None) -> Command:
-    """Rebuild a command from ``to_dict()`` output; ``volumes`` supplies bulk data by id."""
+def load_command_modules() -> None:
+    """Import the modules that register the core's other commands (segmentation edits)."""
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+def command_from_dict(
+    data: Mapping[str, Any],
+    volumes: Mapping[str, Any] | None = None,
+    *,
+    bulk: Mapping[str, Any] | None = None,
+) -> Command:
+    """Rebuild a command from ``to_dict()`` output; ``bulk`` (or, for volumes, the older
+    name ``volumes``) supplies the bulk data by key."""
     if not isinstance(data, Mapping) or not isinstance(data.get("command"), str):
         raise CommandError("not a serialised command: it has no 'command' name")
+    load_command_modules()
     cls = COMMANDS.get(data["command"])
     if cls is None:
         raise CommandError(f"unknown command {data['command']!r} (made by a newer surgtwin?)")
     try:
-        return cls.from_dict(data, volumes or {})
+        return cls.from_dict(data, {**(volumes or {}), **(bulk or {})})
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"malformed {data['command']!r} command: {exc!r}") from exc
 
 
 # --- helpers --------------------------------------------------------------------
-def _require_volume(scene: Scene, object_id: str, action: str) -> Volume:
+def require_object(scene: Scene, object_id: str, cls: type, kind: str, action: str) -> Any:
+    """The ``cls`` object ``object_id``, or :class:`CommandError` saying why not."""
     if object_id not in scene:
         raise CommandError(f"cannot {action}: there is no object {object_id!r} in this case")
     obj = scene.get(object_id)
-    if not isinstance(obj, Volume):
-        raise CommandError(f"cannot {action}: {object_id!r} is a {scene.kind_of(object_id)}, not a volume")
+    if not isinstance(obj, cls):
+        raise CommandError(f"cannot {action}: {object_id!r} is a {scene.kind_of(object_id)}, not a {kind}")
     return obj
+
+
+def _require_volume(scene: Scene, object_id: str, action: str) -> Volume:
+    volume: Volume = require_object(scene, object_id, Volume, "volume", action)
+    return volume
 
 
 def describe_volume(volume: Volume) -> dict[str, Any]:
@@ -94,31 +124,61 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
     }
 
 
-# --- volume commands ------------------------------------------------------------
-@register_command
-class AddVolume(Command):
-    """Add a volume (held in memory by the command, so redo re-adds the same object)."""
+def describe_mesh(mesh: SurfaceMesh) -> dict[str, Any]:
+    """Everything about a mesh except its arrays (JSON-ready)."""
+    return {
+        "name": mesh.name,
+        "color": [float(c) for c in mesh.color],
+        "segment_label": mesh.segment_label,
+        "segmentation_id": mesh.segmentation_id,
+        "vertex_count": len(mesh.vertices),
+        "triangle_count": mesh.triangle_count,
+        "provenance": mesh.provenance,
+    }
 
-    kind = "add_volume"
 
-    def __init__(self, volume: Volume, object_id: str | None = None, index: int | None = None) -> None:
+# --- adding and removing whole objects ------------------------------------------
+class AddObject(Command):
+    """Add an object (held by the command, so redo re-adds the same object).
+
+    Subclasses name the ``object_kind`` and how to describe and check the object.
+    """
+
+    object_kind: ClassVar[str]
+    object_type: ClassVar[type]
+    bulk_noun: ClassVar[str] = "data"  # "voxels": said when the bulk data is missing
+
+    def __init__(self, obj: Any, object_id: str | None = None, index: int | None = None) -> None:
         if object_id is not None and not is_valid_object_id(object_id):
             raise CommandError(f"invalid object id {object_id!r}")
-        self.volume = volume
+        if not isinstance(obj, self.object_type):
+            raise CommandError(f"{self.kind} needs a {self.object_kind}, got {type(obj).__name__}")
+        self.obj: Any = obj
         self.object_id = object_id  # fixed on first apply, so redo and peers reuse it
         self.index = index
+
+    @classmethod
+    def describe_object(cls, obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def check_supplied(cls, obj: Any, described: Mapping[str, Any]) -> str | None:
+        """Why the supplied bulk object does not fit ``described`` (None when it does)."""
+        return None
 
     def apply(self, scene: Scene) -> None:
         if self.object_id is not None and self.object_id in scene:
             raise CommandError(
-                f"cannot add volume: an object with id {self.object_id!r} is already in this case"
+                f"cannot add {self.object_kind}: an object with id {self.object_id!r} is already in this case"
             )
-        self.object_id = scene.add(self.volume, self.object_id, index=self.index)
+        self.object_id = scene.add(self.obj, self.object_id, index=self.index)
 
     def revert(self, scene: Scene) -> None:
         if self.object_id is None:
-            raise CommandError("cannot undo adding a volume that was never added")
-        _require_volume(scene, self.object_id, "undo adding a volume")
+            raise CommandError(f"cannot undo adding a {self.object_kind} that was never added")
+        require_object(
+            scene, self.object_id, self.object_type, self.object_kind, f"undo adding a {self.object_kind}"
+        )
         scene.remove(self.object_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,42 +186,43 @@ class AddVolume(Command):
             "command": self.kind,
             "object_id": self.object_id,
             "index": self.index,
-            "volume": describe_volume(self.volume),
+            self.object_kind: self.describe_object(self.obj),
         }
 
+    def bulk_data(self) -> dict[str, Any]:
+        return {} if self.object_id is None else {self.object_id: self.obj}
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], volumes: Mapping[str, Volume]) -> AddVolume:
+    def from_dict(cls, data: Mapping[str, Any], bulk: Mapping[str, Any]) -> AddObject:
         object_id = data["object_id"]
-        volume = volumes.get(object_id) if object_id is not None else None
-        if volume is None:
+        obj = bulk.get(object_id) if object_id is not None else None
+        if not isinstance(obj, cls.object_type):
             raise CommandError(
-                f"add_volume for {object_id!r} carries no voxels; pass the volume in 'volumes'"
+                f"{cls.kind} for {object_id!r} carries no {cls.bulk_noun}; "
+                f"pass the {cls.object_kind} in 'bulk'"
             )
-        described = data["volume"]
-        if list(volume.voxels.shape) != list(described["shape"]) or volume.voxels.dtype != np.dtype(
-            described["dtype"]
-        ):
-            raise CommandError(
-                f"the volume supplied for {object_id!r} is {volume.voxels.dtype}{list(volume.voxels.shape)}, "
-                f"the command describes {described['dtype']}{described['shape']}"
-            )
-        return cls(volume, object_id, data.get("index"))
+        problem = cls.check_supplied(obj, data[cls.object_kind])
+        if problem is not None:
+            raise CommandError(f"the {cls.object_kind} supplied for {object_id!r} {problem}")
+        return cls(obj, object_id, data.get("index"))
 
     def describe(self) -> str:
-        return f"add volume {self.volume.name!r}"
+        return f"add {self.object_kind} {getattr(self.obj, 'name', '')!r}"
 
 
-@register_command
-class RemoveVolume(Command):
-    kind = "remove_volume"
+class RemoveObject(Command):
+    object_kind: ClassVar[str]
+    object_type: ClassVar[type]
 
     def __init__(self, object_id: str) -> None:
         self.object_id = object_id
-        self._removed: Volume | None = None  # kept for revert
+        self._removed: Any = None  # kept for revert
         self._index: int | None = None
 
     def apply(self, scene: Scene) -> None:
-        _require_volume(scene, self.object_id, "remove volume")
+        require_object(
+            scene, self.object_id, self.object_type, self.object_kind, f"remove {self.object_kind}"
+        )
         self._index = scene.index_of(self.object_id)
         self._removed = scene.remove(self.object_id)
 
@@ -176,8 +237,46 @@ class RemoveVolume(Command):
         return {"command": self.kind, "object_id": self.object_id}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], volumes: Mapping[str, Volume]) -> RemoveVolume:
+    def from_dict(cls, data: Mapping[str, Any], bulk: Mapping[str, Any]) -> RemoveObject:
         return cls(str(data["object_id"]))
+
+
+# --- volume commands ------------------------------------------------------------
+@register_command
+class AddVolume(AddObject):
+    kind = "add_volume"
+    object_kind = "volume"
+    object_type = Volume
+    bulk_noun = "voxels"
+
+    def __init__(self, volume: Volume, object_id: str | None = None, index: int | None = None) -> None:
+        super().__init__(volume, object_id, index)
+
+    @property
+    def volume(self) -> Volume:
+        volume: Volume = self.obj
+        return volume
+
+    @classmethod
+    def describe_object(cls, obj: Any) -> dict[str, Any]:
+        return describe_volume(obj)
+
+    @classmethod
+    def check_supplied(cls, obj: Any, described: Mapping[str, Any]) -> str | None:
+        voxels = obj.voxels
+        if list(voxels.shape) != list(described["shape"]) or voxels.dtype != np.dtype(described["dtype"]):
+            return (
+                f"is {voxels.dtype}{list(voxels.shape)}, "
+                f"the command describes {described['dtype']}{described['shape']}"
+            )
+        return None
+
+
+@register_command
+class RemoveVolume(RemoveObject):
+    kind = "remove_volume"
+    object_kind = "volume"
+    object_type = Volume
 
 
 @register_command
@@ -209,11 +308,91 @@ class RenameVolume(Command):
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], volumes: Mapping[str, Volume]) -> RenameVolume:
+    def from_dict(cls, data: Mapping[str, Any], bulk: Mapping[str, Any]) -> RenameVolume:
         return cls(str(data["object_id"]), str(data["new_name"]), data.get("old_name"))
 
     def describe(self) -> str:
         return f"rename volume to {self.new_name!r}"
+
+
+# --- mesh commands ----------------------------------------------------------------
+@register_command
+class AddMesh(AddObject):
+    kind = "add_mesh"
+    object_kind = "mesh"
+    object_type = SurfaceMesh
+    bulk_noun = "vertices or faces"
+
+    @classmethod
+    def describe_object(cls, obj: Any) -> dict[str, Any]:
+        return describe_mesh(obj)
+
+    @classmethod
+    def check_supplied(cls, obj: Any, described: Mapping[str, Any]) -> str | None:
+        found = (len(obj.vertices), obj.triangle_count)
+        expected = (described["vertex_count"], described["triangle_count"])
+        if found != tuple(expected):
+            return f"has {found[0]} vertices and {found[1]} triangles, the command describes {expected}"
+        return None
+
+
+@register_command
+class RemoveMesh(RemoveObject):
+    kind = "remove_mesh"
+    object_kind = "mesh"
+    object_type = SurfaceMesh
+
+
+# --- several commands as one undo step --------------------------------------------
+@register_command
+class CommandGroup(Command):
+    """Commands applied in order and undone in reverse as one step (e.g. "split islands":
+    add N segments, then one label edit). All or nothing: a failing member reverts the
+    ones before it."""
+
+    kind = "command_group"
+
+    def __init__(self, commands: list[Command], label: str = "") -> None:
+        self.commands = list(commands)
+        self.label = label
+
+    def apply(self, scene: Scene) -> None:
+        done: list[Command] = []
+        try:
+            for command in self.commands:
+                command.apply(scene)
+                done.append(command)
+        except CommandError:
+            for command in reversed(done):
+                command.revert(scene)
+            raise
+
+    def revert(self, scene: Scene) -> None:
+        done: list[Command] = []
+        try:
+            for command in reversed(self.commands):
+                command.revert(scene)
+                done.append(command)
+        except CommandError:
+            for command in reversed(done):
+                command.apply(scene)
+            raise
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.kind, "label": self.label, "commands": [c.to_dict() for c in self.commands]}
+
+    def bulk_data(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for command in self.commands:
+            merged.update(command.bulk_data())
+        return merged
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], bulk: Mapping[str, Any]) -> CommandGroup:
+        return cls([command_from_dict(d, bulk=bulk) for d in data["commands"]], str(data.get("label", "")))
+
+    def describe(self) -> str:
+        return self.label or "; ".join(c.describe() for c in self.commands)
 
 
 # --- history --------------------------------------------------------------------
@@ -273,12 +452,20 @@ class History:
 
 __all__ = [
     "COMMANDS",
+    "AddMesh",
+    "AddObject",
     "AddVolume",
     "Command",
+    "CommandGroup",
     "History",
+    "RemoveMesh",
+    "RemoveObject",
     "RemoveVolume",
     "RenameVolume",
     "command_from_dict",
+    "describe_mesh",
     "describe_volume",
+    "load_command_modules",
     "register_command",
+    "require_object",
 ]

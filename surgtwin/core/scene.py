@@ -1,6 +1,6 @@
 """Scene: the single source of truth of one case.
 
-A scene holds the case's objects (volumes now; segmentations, meshes and plans later)
+A scene holds the case's objects (volumes, segmentations, surface meshes; plans later)
 keyed by a stable object id, case metadata, and an append-only provenance log.
 Views, the headset and session peers observe it through :meth:`Scene.subscribe`
 and change it only through commands (:mod:`surgtwin.core.commands`), which call the
@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import surgtwin
+from surgtwin.core.mesh.surface import SurfaceMesh
+from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ def object_kinds() -> tuple[str, ...]:
 
 
 register_object_kind("volume", Volume, "vol")
+register_object_kind("segmentation", Segmentation, "seg")
+register_object_kind("mesh", SurfaceMesh, "mesh")
 
 
 def utc_now_iso() -> str:
@@ -132,6 +136,14 @@ class Scene:
     def volumes(self) -> dict[str, Volume]:
         """A snapshot dict of the volumes by id, in scene order."""
         return {oid: obj for oid, obj in self._objects.items() if isinstance(obj, Volume)}
+
+    @property
+    def segmentations(self) -> dict[str, Segmentation]:
+        return {oid: obj for oid, obj in self._objects.items() if isinstance(obj, Segmentation)}
+
+    @property
+    def meshes(self) -> dict[str, SurfaceMesh]:
+        return {oid: obj for oid, obj in self._objects.items() if isinstance(obj, SurfaceMesh)}
 
     def new_id(self, kind: str) -> str:
         """A fresh id, unique across machines (collaboration peers mint ids too)."""

@@ -24,8 +24,10 @@ from surgtwin.core.case import FORMAT_VERSION, MIGRATIONS, load_case, remove_sta
 from surgtwin.core.case import format as case_format
 from surgtwin.core.errors import CancelledError, CaseFileError
 from surgtwin.core.findings import Finding
+from surgtwin.core.mesh.surface import SurfaceMesh
 from surgtwin.core.progress import Progress
 from surgtwin.core.scene import Scene
+from surgtwin.core.segmentation.model import Segment, Segmentation
 from surgtwin.core.volume import Volume
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,20 @@ def make_scene() -> Scene:
         "vol-ct",
     )
     scene.add(Volume(mr, np.diag([1.1, 0.9, 3.0, 1.0]), modality="MR", name="T1"), "vol-mr")
+    labels = np.zeros((6, 7, 8), dtype=np.uint16)
+    labels[1:4, 2:5, 3:7] = 3
+    labels[4, 0, 0] = 300
+    seg = Segmentation(labels, oblique_affine(), name="organs", reference_volume_id="vol-ct")
+    seg.segments[300] = Segment("liver", (0.86, 0.55, 0.4), {"scheme": "SCT", "code": "10200004"})
+    seg.segments[3] = Segment("aorta", (0.9, 0.2, 0.2), visible=False, provenance={"tool": "paint"})
+    seg.provenance = {"tool": "one_click", "threshold": np.float32(150.0)}
+    scene.add(seg, "seg-1")
+    vertices = rng.normal(0, 50, (5, 3))
+    vertices[0] = [-0.0, 1e-300, 123.456789012345]
+    faces = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 4]], dtype=np.int64)
+    scene.add(
+        SurfaceMesh(vertices, faces, "aorta", (0.9, 0.2, 0.2), 3, "seg-1", {"smoothing": 0.5}), "mesh-1"
+    )
     return scene
 
 
@@ -73,6 +89,24 @@ def assert_same_scene(loaded: Scene, original: Scene) -> None:
     assert loaded.provenance == json.loads(json.dumps(original.provenance, default=case_format._json_default))
     for oid in original.ids():
         a, b = loaded.get(oid), original.get(oid)
+        assert type(a) is type(b)
+        if isinstance(b, Segmentation):
+            assert a.labels.dtype == b.labels.dtype and a.labels.tobytes() == b.labels.tobytes()
+            assert np.array_equal(a.ijk_to_lps, b.ijk_to_lps) and a.segments == b.segments
+            assert list(a.segments) == list(b.segments)  # display order too
+            assert (a.name, a.reference_volume_id) == (b.name, b.reference_volume_id)
+            assert a.provenance == json.loads(json.dumps(b.provenance, default=case_format._json_default))
+            continue
+        if isinstance(b, SurfaceMesh):
+            assert a.vertices.tobytes() == b.vertices.tobytes() and a.faces.tobytes() == b.faces.tobytes()
+            assert (a.name, a.color, a.segment_label, a.segmentation_id, a.provenance) == (
+                b.name,
+                b.color,
+                b.segment_label,
+                b.segmentation_id,
+                b.provenance,
+            )
+            continue
         assert a.voxels.dtype == b.voxels.dtype and a.voxels.shape == b.voxels.shape
         assert a.voxels.tobytes() == b.voxels.tobytes()
         assert np.array_equal(a.ijk_to_lps, b.ijk_to_lps)  # exact, not approximate
@@ -106,12 +140,24 @@ def test_layout_manifest_first_deflated_and_arrays_stored(tmp_path: Path) -> Non
         infos = archive.infolist()
         manifest = json.loads(archive.read("manifest.json"))
     assert infos[0].filename == "manifest.json" and infos[0].compress_type == zipfile.ZIP_DEFLATED
-    assert [i.filename for i in infos[1:]] == ["volumes/vol-ct.npy", "volumes/vol-mr.npy"]
+    assert [i.filename for i in infos[1:]] == [
+        "volumes/vol-ct.npy",
+        "volumes/vol-mr.npy",
+        "segmentations/seg-1.npy",
+        "meshes/mesh-1/vertices.npy",
+        "meshes/mesh-1/faces.npy",
+    ]
     assert all(i.compress_type == zipfile.ZIP_STORED for i in infos[1:])
-    assert manifest["format"] == "surgtwin-case" and manifest["format_version"] == FORMAT_VERSION
+    assert manifest["format"] == "surgtwin-case" and manifest["format_version"] == FORMAT_VERSION == 2
     assert {"software_version", "created", "saved", "title", "objects", "provenance"} <= set(manifest)
     ct = manifest["objects"][0]
-    assert ct["kind"] == "volume" and ct["dtype"] == "<f4" and ct["shape"] == [6, 7, 8]
+    voxels = ct["arrays"]["voxels"]
+    assert ct["kind"] == "volume" and voxels["dtype"] == "<f4" and voxels["shape"] == [6, 7, 8]
+    seg, mesh = manifest["objects"][2:]
+    assert seg["kind"] == "segmentation" and seg["reference_volume_id"] == "vol-ct"
+    assert seg["arrays"]["labels"]["dtype"] == "<u2" and [x["label"] for x in seg["segments"]] == [300, 3]
+    assert mesh["kind"] == "mesh" and mesh["segmentation_id"] == "seg-1" and mesh["segment_label"] == 3
+    assert mesh["arrays"]["faces"]["shape"] == [3, 3] and mesh["arrays"]["vertices"]["dtype"] == "<f8"
     assert ct["provenance"]["slices"] == 6 and ct["provenance"]["spacing"] == [0.7, 2.5]
 
 
@@ -201,6 +247,66 @@ def _set_mr(key: str, value: object) -> Callable[[dict], dict]:
     return edit
 
 
+def _set_array(index: int, role: str, key: str, value: object) -> Callable[[dict], dict]:
+    def edit(manifest: dict) -> dict:
+        manifest["objects"][index]["arrays"][role][key] = value
+        return manifest
+
+    return edit
+
+
+def _set_mr_array(key: str, value: object) -> Callable[[dict], dict]:
+    return _set_array(1, "voxels", key, value)
+
+
+def _set_obj(index: int, key: str, value: object) -> Callable[[dict], dict]:
+    def edit(manifest: dict) -> dict:
+        manifest["objects"][index][key] = value
+        return manifest
+
+    return edit
+
+
+def _set_segment(key: str, value: object) -> Callable[[dict], dict]:
+    def edit(manifest: dict) -> dict:
+        manifest["objects"][2]["segments"][0][key] = value
+        return manifest
+
+    return edit
+
+
+def _npy_replaced(member: str, array: np.ndarray) -> Callable[[dict], dict]:
+    """Swap a member for a valid .npy of ``array`` and fix the manifest's checksum."""
+    from surgtwin.core.case.arrays import npy_digest
+
+    def edit(manifest: dict) -> dict:
+        for entry in manifest["objects"]:
+            for descriptor in entry["arrays"].values():
+                if descriptor["file"] == member:
+                    descriptor["sha256"] = npy_digest(array)[0]
+        return manifest
+
+    return edit
+
+
+def _members_replaced(member: str, array: np.ndarray) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    import io
+
+    def edit(content: dict[str, bytes]) -> dict[str, bytes]:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return {**content, member: buffer.getvalue()}
+
+    return edit
+
+
+_BAD_LABELS = np.zeros((6, 7, 8), dtype="<u2")
+_BAD_LABELS[0, 0, 0] = 7
+_BAD_FACES = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 9]], dtype="<i8")
+_NAN_VERTICES = np.zeros((5, 3))
+_NAN_VERTICES[2, 1] = np.nan
+
+
 DAMAGE = {
     "missing manifest": (
         None,
@@ -218,13 +324,21 @@ DAMAGE = {
     ),
     "member missing": (None, lambda c: {k: v for k, v in c.items() if k != "volumes/vol-mr.npy"}, "missing"),
     "checksum": (None, _flip_last_byte, "damaged: volumes/vol-mr.npy does not match its checksum"),
-    "shape mismatch": (_set_mr("shape", [3, 4, 5]), None, "holds int16 (5, 4, 3) but the manifest says"),
-    "dtype mismatch": (_set_mr("dtype", "<u2"), None, "holds int16 (5, 4, 3) but the manifest says uint16"),
-    "size mismatch": (_set_mr("shape", [50, 4, 3]), None, "does not fit"),
-    "bad dtype": (_set_mr("dtype", "|O"), None, "voxel type '|O'"),
-    "absurd total": (_set_mr("shape", [10**6, 10**6, 10**6]), None, "absurd total size"),
-    "absurd volume": (_set_mr("shape", [4096, 4096, 4096]), None, "vol-mr.npy claims an absurd size"),
-    "bad sha": (_set_mr("sha256", "abc"), None, "invalid sha256"),
+    "shape mismatch": (
+        _set_mr_array("shape", [3, 4, 5]),
+        None,
+        "holds int16 (5, 4, 3) but the manifest says",
+    ),
+    "dtype mismatch": (
+        _set_mr_array("dtype", "<u2"),
+        None,
+        "holds int16 (5, 4, 3) but the manifest says uint16",
+    ),
+    "size mismatch": (_set_mr_array("shape", [50, 4, 3]), None, "does not fit"),
+    "bad dtype": (_set_mr_array("dtype", "|O"), None, "voxel type '|O'"),
+    "absurd total": (_set_mr_array("shape", [10**6, 10**6, 10**6]), None, "absurd total size"),
+    "absurd volume": (_set_mr_array("shape", [4096, 4096, 4096]), None, "vol-mr.npy claims an absurd size"),
+    "bad sha": (_set_mr_array("sha256", "abc"), None, "invalid sha256"),
     "bad affine": (_set_mr("ijk_to_lps", [[1, 0], [0, 1]]), None, "invalid ijk_to_lps"),
     "singular affine": (_set_mr("ijk_to_lps", np.zeros((4, 4)).tolist()), None, "singular"),
     "bad findings": (_set_mr("findings", [{"nope": 1}]), None, "invalid findings"),
@@ -233,7 +347,53 @@ DAMAGE = {
     "unknown kind": (_set_mr("kind", "hologram"), None, "'hologram' object this surgtwin cannot read"),
     "repeated id": (_set_mr("id", "vol-ct"), None, "repeated object id"),
     "unsafe id": (_set_mr("id", "../x"), None, "invalid or repeated object id"),
-    "manifest points outside": (_set_mr("file", "../../etc/passwd"), None, "unsafe member name"),
+    "manifest points outside": (_set_mr_array("file", "../../etc/passwd"), None, "unsafe member name"),
+    "no arrays": (_set_mr("arrays", None), None, "invalid array list for vol-mr"),
+    # segmentations
+    "labels checksum": (
+        None,
+        lambda c: {**c, "segmentations/seg-1.npy": c["segmentations/seg-1.npy"][:-1] + b"\x09"},
+        "damaged: segmentations/seg-1.npy does not match its checksum",
+    ),
+    "labels missing": (
+        None,
+        lambda c: {k: v for k, v in c.items() if k != "segmentations/seg-1.npy"},
+        "member segmentations/seg-1.npy is missing",
+    ),
+    "labels float": (_set_array(2, "labels", "dtype", "<f4"), None, "seg-1.npy has voxel type '<f4'"),
+    "labels not named": (
+        _npy_replaced("segmentations/seg-1.npy", _BAD_LABELS),
+        _members_replaced("segmentations/seg-1.npy", _BAD_LABELS),
+        "holds label 7, which its segment table does not name",
+    ),
+    "segment table": (_set_obj(2, "segments", {"1": "liver"}), None, "invalid segment table"),
+    "segment label": (_set_segment("label", 70000), None, "invalid segment label 70000"),
+    "segment colour": (_set_segment("color", [1, 2]), None, "invalid colour of segment 'liver'"),
+    "segment visible": (_set_segment("visible", "yes"), None, "invalid visibility of segment 'liver'"),
+    "segment repeated": (_set_segment("name", "aorta"), None, "repeats segment label 3 or name 'aorta'"),
+    "reference volume": (_set_obj(2, "reference_volume_id", "vol-zz"), None, "refers to volume 'vol-zz'"),
+    "seg singular": (_set_obj(2, "ijk_to_lps", np.zeros((4, 4)).tolist()), None, "singular ijk_to_lps"),
+    # meshes
+    "faces missing": (
+        None,
+        lambda c: {k: v for k, v in c.items() if k != "meshes/mesh-1/faces.npy"},
+        "member meshes/mesh-1/faces.npy is missing",
+    ),
+    "faces out of range": (
+        _npy_replaced("meshes/mesh-1/faces.npy", _BAD_FACES),
+        _members_replaced("meshes/mesh-1/faces.npy", _BAD_FACES),
+        "mesh mesh-1 is not valid (faces refer to vertices that do not exist)",
+    ),
+    "vertices nan": (
+        _npy_replaced("meshes/mesh-1/vertices.npy", _NAN_VERTICES),
+        _members_replaced("meshes/mesh-1/vertices.npy", _NAN_VERTICES),
+        "vertices.npy holds vertices that are not finite numbers",
+    ),
+    "vertices 2d": (_set_array(3, "vertices", "shape", [5, 3, 1]), None, "invalid shape for meshes/mesh-1"),
+    "vertices f4": (_set_array(3, "vertices", "dtype", "<f4"), None, "vertices.npy has voxel type '<f4'"),
+    "mesh segmentation": (_set_obj(3, "segmentation_id", "vol-ct"), None, "refers to segmentation 'vol-ct'"),
+    "mesh colour": (_set_obj(3, "color", "red"), None, "invalid colour of mesh mesh-1"),
+    "mesh label": (_set_obj(3, "segment_label", "3"), None, "invalid segment label of mesh mesh-1"),
     "dotdot member": (None, lambda c: {**c, "../evil.npy": b"x"}, "unsafe name '../evil.npy'"),
     "absolute member": (None, lambda c: {**c, "/etc/cron.d/x": b"x"}, "unsafe name '/etc/cron.d/x'"),
     "npy header garbage": (
@@ -295,7 +455,8 @@ def write_v0_case(target: Path) -> np.ndarray:
     save_case(scratch, target)
     with zipfile.ZipFile(target) as archive:
         npy = archive.read("volumes/vol-old.npy")
-        v1 = json.loads(archive.read("manifest.json"))["objects"][0]
+        v2 = json.loads(archive.read("manifest.json"))["objects"][0]
+    v1 = v2 | v2["arrays"]["voxels"]
     manifest = {
         "format": "surgtwin-case",
         "format_version": 0,
@@ -329,25 +490,68 @@ def test_version_0_case_is_migrated_on_load(tmp_path: Path) -> None:
 def test_migrations_run_in_order_up_to_the_current_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend the current format is 2, to see the chain 0 -> 1 -> 2 applied in order."""
+    """Pretend the current format is 3, to see the chain 0 -> 1 -> 2 -> 3 applied in order."""
     calls: list[int] = []
-    original = MIGRATIONS[0]
+    originals = dict(MIGRATIONS)
 
-    def v0(manifest: dict) -> dict:
-        calls.append(0)
-        return original(manifest)
+    def spy(version: int) -> Callable[[dict], dict]:
+        def step(manifest: dict) -> dict:
+            calls.append(version)
+            return originals[version](manifest)
 
-    def v1(manifest: dict) -> dict:
-        calls.append(1)
-        assert "objects" in manifest  # sees the output of step 0
-        return manifest | {"format_version": 2}
+        return step
 
-    monkeypatch.setitem(MIGRATIONS, 0, v0)
-    monkeypatch.setitem(MIGRATIONS, 1, v1)
-    monkeypatch.setattr(case_format, "FORMAT_VERSION", 2)
+    def v2(manifest: dict) -> dict:
+        calls.append(2)
+        assert "arrays" in manifest["objects"][0]  # sees the output of step 1
+        return manifest | {"format_version": 3}
+
+    monkeypatch.setitem(MIGRATIONS, 0, spy(0))
+    monkeypatch.setitem(MIGRATIONS, 1, spy(1))
+    monkeypatch.setitem(MIGRATIONS, 2, v2)
+    monkeypatch.setattr(case_format, "FORMAT_VERSION", 3)
     write_v0_case(tmp_path / "old.stwin")
-    assert load_case(tmp_path / "old.stwin").provenance[-1]["parameters"]["to_version"] == 2
-    assert calls == [0, 1]
+    assert load_case(tmp_path / "old.stwin").provenance[-1]["parameters"]["to_version"] == 3
+    assert calls == [0, 1, 2]
+
+
+def write_v1_case(target: Path) -> Scene:
+    """A case as surgtwin format 1 wrote it: volumes only, array fields at the top level."""
+    scene = make_scene()
+    for oid in ("seg-1", "mesh-1"):
+        scene.remove(oid)
+    save_case(scene, target)
+    with zipfile.ZipFile(target) as archive:
+        content = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(content["manifest.json"])
+    manifest["format_version"] = 1
+    for entry in manifest["objects"]:
+        entry.update(entry.pop("arrays")["voxels"])
+    content["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, blob in content.items():
+            archive.writestr(name, blob)
+    scene.provenance.pop()  # the scratch save
+    return scene
+
+
+def test_version_1_case_is_migrated_to_version_2(tmp_path: Path) -> None:
+    original = write_v1_case(tmp_path / "v1.stwin")
+    with zipfile.ZipFile(tmp_path / "v1.stwin") as archive:
+        v1 = json.loads(archive.read("manifest.json"))
+    assert "arrays" not in v1["objects"][0] and "sha256" in v1["objects"][0]
+    migrated, passed = case_module.migrations.migrate(v1, 2)
+    assert passed == [1] and migrated["format_version"] == 2
+    assert migrated["objects"][0]["arrays"]["voxels"] == {
+        k: v1["objects"][0][k] for k in ("file", "sha256", "dtype", "shape")
+    }
+    assert "sha256" not in migrated["objects"][0] and "sha256" in v1["objects"][0]  # input untouched
+    loaded = load_case(tmp_path / "v1.stwin")
+    assert loaded.provenance[-1]["action"] == "migrate_case"
+    assert loaded.provenance[-1]["parameters"] == {"from_version": 1, "to_version": 2}
+    loaded.provenance.pop()
+    loaded.provenance = [p for p in loaded.provenance if p["action"] != "save_case"]
+    assert_same_scene(loaded, original)
 
 
 def test_a_version_without_migration_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,4 +664,4 @@ def test_save_killed_at_any_moment_leaves_previous_file_intact(tmp_path: Path) -
 
 def test_case_package_exports() -> None:
     assert case_module.save_case is save_case and case_module.load_case is load_case
-    assert 0 in MIGRATIONS
+    assert 0 in MIGRATIONS and 1 in MIGRATIONS

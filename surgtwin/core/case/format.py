@@ -1,8 +1,9 @@
 """The case file (.stwin): one ZIP file holding a whole scene.
 
-Layout: ``manifest.json`` first (deflated), then one ``volumes/<id>.npy`` per volume
-(stored, so a reader could map it). The manifest describes every object, including
-each member's sha256, dtype and shape; see docs/case-files.md.
+Layout: ``manifest.json`` first (deflated), then the objects' arrays as ``.npy`` members
+(stored, so a reader could map them): ``volumes/<id>.npy``, ``segmentations/<id>.npy``,
+``meshes/<id>/vertices.npy`` and ``faces.npy``. The manifest describes every object,
+including each member's sha256, dtype and shape; see docs/case-files.md.
 
 Loading trusts nothing: member names are only looked up (never extracted), sizes are
 checked against the manifest before anything is allocated, and every failure becomes
@@ -12,47 +13,40 @@ a :class:`CaseFileError` naming the file and what is wrong with it.
 from __future__ import annotations
 
 import json
-import math
-import re
 import time
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from surgtwin import __version__
-from surgtwin.core.case.arrays import (
-    ALLOWED_DTYPES,
-    MAX_NPY_HEADER_BYTES,
-    MemberError,
-    expected_npy_data_bytes,
-    npy_digest,
-    read_npy,
-    storable,
-    write_npy,
-)
+from surgtwin.core.case.arrays import MemberError, write_npy
 from surgtwin.core.case.atomic import atomic_write
 from surgtwin.core.case.migrations import MigrationError, migrate
-from surgtwin.core.errors import CaseFileError, VolumeError
-from surgtwin.core.findings import Finding
+from surgtwin.core.case.objects import READERS, WRITERS
+from surgtwin.core.case.reader import (
+    MANIFEST_NAME,
+    MAX_ARRAY_BYTES,
+    CaseReader,
+    declared_bytes,
+    is_safe_member_name,
+)
+from surgtwin.core.case.reader import fail as _fail
+from surgtwin.core.errors import CaseFileError
 from surgtwin.core.progress import Progress, ensure_progress
 from surgtwin.core.scene import Scene, is_valid_object_id, make_provenance_entry, utc_now_iso
-from surgtwin.core.volume import Volume
 
 FORMAT_NAME = "surgtwin-case"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2
 
 # Limits that no real case reaches; beyond them a file is refused as absurd.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 100_000
-MAX_VOLUME_BYTES = 64 * 1024**3  # a 2048^3 float64 volume
+MAX_VOLUME_BYTES = MAX_ARRAY_BYTES  # any one array
 MAX_CASE_BYTES = 256 * 1024**3
 _ZIP64_THRESHOLD = 2**31 - 2**20  # stream members above this with zip64 headers
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # --- saving ---------------------------------------------------------------------
@@ -87,35 +81,17 @@ def save_case(scene: Scene, path: str | Path, *, progress: Progress | None = Non
     progress.start("checking the case", len(scene))
     for object_id in scene.ids():
         kind = scene.kind_of(object_id)
-        if kind != "volume":
+        writer = WRITERS.get(kind)
+        if writer is None:
             raise CaseFileError(
                 f"cannot save {path}: case format {FORMAT_VERSION} cannot hold {kind} objects"
             )
-        volume: Volume = scene.get(object_id)
         try:
-            voxels = storable(volume.voxels)
+            object_entry, object_members = writer(object_id, scene.get(object_id))
         except MemberError as exc:
-            raise CaseFileError(f"cannot save {path}: volume {volume.name!r} {exc}") from exc
-        sha256, _ = npy_digest(voxels)
-        member = f"volumes/{object_id}.npy"
-        objects.append(
-            {
-                "id": object_id,
-                "kind": "volume",
-                "name": volume.name,
-                "file": member,
-                "sha256": sha256,
-                "dtype": voxels.dtype.str,
-                "shape": list(voxels.shape),
-                "ijk_to_lps": volume.ijk_to_lps.tolist(),
-                "modality": volume.modality,
-                "units": volume.units,
-                "provenance": volume.provenance,
-                "findings": [f.to_dict() for f in volume.findings],
-                "decisions": list(volume.decisions),
-            }
-        )
-        members.append((member, voxels))
+            raise CaseFileError(f"cannot save {path}: {exc}") from exc
+        objects.append(object_entry)
+        members.extend(object_members)
         progress.advance()
     manifest = {
         "format": FORMAT_NAME,
@@ -150,16 +126,6 @@ def save_case(scene: Scene, path: str | Path, *, progress: Progress | None = Non
 
 
 # --- loading --------------------------------------------------------------------
-def _fail(path: Path, reason: str) -> NoReturn:
-    raise CaseFileError(f"cannot open case file {path}: {reason}")
-
-
-def _is_safe_member_name(name: str) -> bool:
-    if not name or name.startswith("/") or "\\" in name or ":" in name or "\x00" in name:
-        return False
-    return all(part not in ("", ".", "..") for part in name.rstrip("/").split("/"))
-
-
 def _index_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -167,7 +133,7 @@ def _index_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.Zi
     archive_size = path.stat().st_size
     index: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
-        if not _is_safe_member_name(info.filename):
+        if not is_safe_member_name(info.filename):
             _fail(path, f"refused: it contains a member with an unsafe name {info.filename!r}")
         if info.filename in index:
             _fail(path, f"damaged: member {info.filename} appears twice")
@@ -223,67 +189,25 @@ def _expect(path: Path, value: Any, types: type | tuple[type, ...], what: str) -
     return value
 
 
-def _read_volume(
-    path: Path, archive: zipfile.ZipFile, index: dict[str, zipfile.ZipInfo], entry: dict[str, Any]
-) -> Volume:
-    object_id = entry["id"]
-    member = _expect(path, entry.get("file"), str, f"file for {object_id}")
-    if not _is_safe_member_name(member):
-        _fail(path, f"refused: its manifest points at an unsafe member name {member!r}")
-    sha256 = _expect(path, entry.get("sha256"), str, f"sha256 for {member}")
-    if not _SHA256.fullmatch(sha256):
-        _fail(path, f"damaged: {MANIFEST_NAME} has an invalid sha256 for {member}")
-    dtype_str = entry.get("dtype")
-    if dtype_str not in ALLOWED_DTYPES:
-        _fail(path, f"damaged or unsupported: {member} has voxel type {dtype_str!r}")
-    dtype = np.dtype(dtype_str)
-    shape = _expect(path, entry.get("shape"), list, f"shape for {member}")
-    if len(shape) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
-        _fail(path, f"damaged: {MANIFEST_NAME} has an invalid shape for {member} ({shape!r:.80})")
-    data_bytes = expected_npy_data_bytes(tuple(shape), dtype)
-    if data_bytes > MAX_VOLUME_BYTES:
-        _fail(path, f"refused: {member} claims an absurd size ({shape} {dtype}, {data_bytes} bytes)")
-    info = index.get(member)
-    if info is None:
-        _fail(path, f"damaged: member {member} is missing")
-    if not data_bytes <= info.file_size <= data_bytes + MAX_NPY_HEADER_BYTES:
-        _fail(
-            path, f"damaged: {member} has {info.file_size} bytes, which does not fit {dtype} {tuple(shape)}"
-        )
-    affine = _expect(path, entry.get("ijk_to_lps"), list, f"ijk_to_lps for {member}")
-    try:
-        matrix = np.array(affine, dtype=np.float64)
-    except (TypeError, ValueError):
-        _fail(path, f"damaged: {MANIFEST_NAME} has an invalid ijk_to_lps for {member}")
-    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-        _fail(path, f"damaged: {MANIFEST_NAME} has an invalid ijk_to_lps for {member}")
-    try:
-        findings = [Finding.from_dict(f) for f in _expect(path, entry.get("findings", []), list, "findings")]
-    except (KeyError, TypeError, AttributeError):
-        _fail(path, f"damaged: {MANIFEST_NAME} has invalid findings for {member}")
-    decisions = _expect(path, entry.get("decisions", []), list, f"decisions for {member}")
-    if not all(isinstance(d, str) for d in decisions):
-        _fail(path, f"damaged: {MANIFEST_NAME} has invalid decisions for {member}")
-    try:
-        with archive.open(info) as stream:
-            voxels = read_npy(stream, tuple(shape), dtype, sha256)
-    except MemberError as exc:
-        _fail(path, f"damaged: {member} {exc}")
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
-        _fail(path, f"damaged: {member} cannot be read ({exc})")
-    try:
-        return Volume(
-            voxels=voxels,
-            ijk_to_lps=matrix,
-            modality=_expect(path, entry.get("modality", ""), str, "modality"),
-            units=_expect(path, entry.get("units", ""), str, "units"),
-            name=_expect(path, entry.get("name", ""), str, "name"),
-            provenance=_expect(path, entry.get("provenance", {}), dict, "volume provenance"),
-            findings=findings,
-            decisions=list(decisions),
-        )
-    except VolumeError as exc:
-        _fail(path, f"damaged: volume {member} is not valid ({exc})")
+def _check_objects(path: Path, objects: list[Any]) -> dict[str, str]:
+    """Kind of each object by id, after checking ids, kinds and the claimed total size."""
+    kinds: dict[str, str] = {}
+    total = 0
+    for entry in objects:
+        _expect(path, entry, dict, "object entry")
+        object_id = entry.get("id")
+        if not is_valid_object_id(object_id) or object_id in kinds:
+            _fail(path, f"damaged: {MANIFEST_NAME} has an invalid or repeated object id {object_id!r:.80}")
+        kind = entry.get("kind")
+        if kind not in READERS:
+            _fail(path, f"it holds a {kind!r} object this surgtwin cannot read (update surgtwin)")
+        kinds[object_id] = kind
+        arrays = entry.get("arrays")
+        if isinstance(arrays, dict):
+            total += sum(declared_bytes(d) for d in arrays.values())
+    if total > MAX_CASE_BYTES:
+        _fail(path, f"refused: its arrays claim an absurd total size ({total} bytes)")
+    return kinds
 
 
 def load_case(path: str | Path) -> Scene:
@@ -304,34 +228,15 @@ def load_case(path: str | Path) -> Scene:
         provenance = _expect(path, manifest.get("provenance", []), list, "provenance log")
         if not all(isinstance(p, dict) for p in provenance):
             _fail(path, f"damaged: {MANIFEST_NAME} has an invalid provenance log")
-        total = 0
-        seen: set[str] = set()
-        for entry in objects:
-            _expect(path, entry, dict, "object entry")
-            object_id = entry.get("id")
-            if not is_valid_object_id(object_id) or object_id in seen:
-                _fail(
-                    path, f"damaged: {MANIFEST_NAME} has an invalid or repeated object id {object_id!r:.80}"
-                )
-            seen.add(object_id)
-            if entry.get("kind") != "volume":
-                _fail(
-                    path,
-                    f"it holds a {entry.get('kind')!r} object this surgtwin cannot read (update surgtwin)",
-                )
-            shape, dtype = entry.get("shape"), entry.get("dtype")
-            if isinstance(shape, list) and all(isinstance(n, int) for n in shape) and dtype in ALLOWED_DTYPES:
-                total += math.prod(shape) * np.dtype(dtype).itemsize
-        if total > MAX_CASE_BYTES:
-            _fail(path, f"refused: its volumes claim an absurd total size ({total} bytes)")
-
+        kinds = _check_objects(path, objects)
         scene = Scene(
             _expect(path, manifest.get("title", ""), str, "title"),
             created=_expect(path, manifest.get("created", utc_now_iso()), str, "creation time"),
         )
         scene.provenance = [dict(p) for p in provenance]
+        reader = CaseReader(path, archive, index)
         for entry in objects:
-            scene.add(_read_volume(path, archive, index, entry), entry["id"])
+            scene.add(READERS[entry["kind"]](reader, entry, kinds), entry["id"])
     if migrated:  # the in-memory case is now the new format; say so in its history
         scene.record("migrate_case", from_version=migrated[0], to_version=FORMAT_VERSION)
     return scene

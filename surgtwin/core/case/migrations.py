@@ -12,6 +12,9 @@ Format history
    the affine under ``"affine"``, no per-volume provenance/findings/decisions,
    no case provenance log, no ``"saved"`` time.
 1  ``"objects"`` list with ``"kind"``; ``"ijk_to_lps"``; provenance everywhere.
+2  every object lists its array members under ``"arrays"`` (role -> ``file``,
+   ``sha256``, ``dtype``, ``shape``; a volume's role is ``"voxels"``), so one object
+   can have several arrays; new kinds ``"segmentation"`` and ``"mesh"``.
 """
 
 from __future__ import annotations
@@ -44,8 +47,21 @@ def _v0_to_v1(manifest: Manifest) -> Manifest:
     return manifest
 
 
+_ARRAY_KEYS = ("file", "sha256", "dtype", "shape")
+
+
+def _v1_to_v2(manifest: Manifest) -> Manifest:
+    # Version 1 held volumes only, each with its one array's fields at the top level.
+    for entry in manifest["objects"]:
+        if isinstance(entry, dict) and entry.get("kind") == "volume":
+            entry["arrays"] = {"voxels": {key: entry.pop(key) for key in _ARRAY_KEYS if key in entry}}
+    manifest["format_version"] = 2
+    return manifest
+
+
 MIGRATIONS: dict[int, Callable[[Manifest], Manifest]] = {
     0: _v0_to_v1,
+    1: _v1_to_v2,
 }
 
 

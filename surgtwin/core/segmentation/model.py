@@ -115,6 +115,38 @@ class Segmentation:
         self.segments[label] = Segment(name=name, color=color or default_color(name), **details)
         return label
 
+    def insert_segment(self, label: int, segment: Segment, position: int | None = None) -> None:
+        """Register ``segment`` under ``label`` at ``position`` in display order (default last)."""
+        if not 1 <= label <= MAX_LABEL:
+            raise SegmentationError(f"segment label {label} is outside 1..{MAX_LABEL}")
+        if label in self.segments:
+            raise SegmentationError(f"label {label} is already segment {self.segments[label].name!r}")
+        if any(s.name == segment.name for s in self.segments.values()):
+            raise SegmentationError(f"a segment named {segment.name!r} already exists")
+        self.ensure_dtype_for(label)
+        items = list(self.segments.items())
+        where = len(items) if position is None else max(0, min(position, len(items)))
+        items.insert(where, (label, segment))
+        self.segments = dict(items)
+
+    def pop_segment(self, label: int) -> tuple[Segment, int]:
+        """Unregister ``label`` (voxels untouched); returns the segment and its display position."""
+        if label not in self.segments:
+            raise SegmentationError(f"there is no segment with label {label}")
+        position = list(self.segments).index(label)
+        return self.segments.pop(label), position
+
+    def check_label(self, label: int) -> Segment:
+        """The segment ``label``, or a :class:`SegmentationError` naming the ones there are."""
+        if (
+            isinstance(label, bool)
+            or not isinstance(label, int | np.integer)
+            or int(label) not in self.segments
+        ):
+            known = ", ".join(f"{k} ({s.name})" for k, s in self.segments.items()) or "none"
+            raise SegmentationError(f"there is no segment with label {label!r} (segments: {known})")
+        return self.segments[int(label)]
+
     def ensure_dtype_for(self, label: int) -> None:
         """Widen the label map to uint16 before a label above 255 is written."""
         if label > 255 and self.labels.dtype == np.uint8:
