@@ -235,15 +235,11 @@ def test_a_failing_write_leaves_no_half_file(
 
 
 def test_sample_case_meshes_export_watertight(sample: tuple[Volume, Segmentation], tmp_path: Path) -> None:
-    """Real meshes of the sample case (from the meshing pipeline, when it is present)."""
-    extract = pytest.importorskip("surgtwin.core.mesh.extract")
+    """Real meshes of the sample case, from the meshing pipeline."""
+    from surgtwin.core.mesh import extract_meshes
+
     volume, segmentation = sample
-    try:
-        result = extract.extract_meshes(
-            segmentation, labels=[segmentation.label_of(n) for n in ("liver", "aorta")]
-        )
-    except TypeError as exc:  # the pipeline's API is still moving
-        pytest.skip(f"extract_meshes signature changed: {exc}")
+    result = extract_meshes(segmentation, labels=[segmentation.label_of(n) for n in ("liver", "aorta")])
     meshes = list(result.values())
     assert {m.name for m in meshes} == {"liver", "aorta"}
     for fmt in ("stl", "3mf", "glb"):

@@ -1,0 +1,120 @@
+"""Checks that a triangle mesh is a closed, manifold, consistently outward-oriented surface."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+@dataclass(frozen=True)
+class MeshQuality:
+    vertices: int
+    faces: int
+    boundary_edges: int  # edges with one face: holes
+    nonmanifold_edges: int  # edges with three or more faces
+    nonmanifold_vertices: int  # vertices where two sheets touch (more than one fan of faces)
+    degenerate_faces: int  # repeated vertex index or zero area
+    inconsistent_edges: int  # edges whose two faces run the same way (winding flips)
+    volume_mm3: float
+    components: int
+
+    @property
+    def watertight(self) -> bool:
+        return self.boundary_edges == 0 and self.nonmanifold_edges == 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.faces > 0
+            and self.watertight
+            and self.nonmanifold_vertices == 0
+            and self.degenerate_faces == 0
+            and self.inconsistent_edges == 0
+            and self.volume_mm3 > 0
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "watertight": self.watertight, "ok": self.ok}
+
+
+def signed_volume_mm3(vertices: np.ndarray, faces: np.ndarray) -> float:
+    tri = vertices[faces]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+
+
+def _sorted_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undirected edge keys ``min * n + max`` (one int64 each keeps sorting fast), the
+    order that sorts them, and each sorted edge's multiplicity."""
+    u = faces.ravel()
+    v = faces[:, [1, 2, 0]].ravel()
+    n = np.int64(int(faces.max()) + 1)
+    keys = np.minimum(u, v) * n + np.maximum(u, v)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    run = np.diff(np.r_[starts, len(keys)])
+    return order, starts, run
+
+
+def _nonmanifold_vertices(faces: np.ndarray, first: np.ndarray, second: np.ndarray) -> int:
+    """Corners (face, vertex) are linked across each manifold edge; a vertex whose corners
+    fall into more than one group is where separate sheets of the surface touch.
+    ``first``/``second``: the two slots (3 * face + k) of each two-face edge."""
+    n_faces = len(faces)
+    fa, fb = first // 3, second // 3
+    # slot k of a face is the edge from its corner k to corner k + 1
+    ua, va = first % 3, (first % 3 + 1) % 3
+    ub, vb = second % 3, (second % 3 + 1) % 3
+    rows, cols = [], []
+    for ca, cb_same, cb_other in ((ua, ub, vb), (va, vb, ub)):
+        cb = np.where(faces[fa, ca] == faces[fb, cb_same], cb_same, cb_other)
+        rows.append(fa * 3 + ca)
+        cols.append(fb * 3 + cb)
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(3 * n_faces, 3 * n_faces))
+    n_groups, group = connected_components(graph, directed=False)
+    vertex_of_group = np.empty(n_groups, dtype=np.int64)  # links only join corners of one vertex
+    vertex_of_group[group] = faces.ravel()
+    per_vertex = np.bincount(vertex_of_group)
+    return int(np.count_nonzero(per_vertex > 1))
+
+
+def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> MeshQuality:
+    """Count what keeps a mesh from being a closed, oriented 2-manifold."""
+    n_v, n_f = len(vertices), len(faces)
+    if n_f == 0:
+        return MeshQuality(n_v, 0, 0, 0, 0, 0, 0, 0.0, 0)
+    order, starts, run = _sorted_edges(faces)
+    pair = starts[run == 2]
+    first, second = order[pair], order[pair + 1]
+    # the two faces of a manifold edge traverse it in opposite directions
+    tail_first = faces.ravel()[first]
+    tail_second = faces.ravel()[second]
+    inconsistent = int(np.count_nonzero(tail_first == tail_second))
+    tri = vertices[faces]
+    area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    n_components, _ = connected_components(
+        coo_matrix(
+            (np.ones(3 * n_f, dtype=np.int8), (faces.ravel(), faces[:, [1, 2, 0]].ravel())),
+            shape=(n_v, n_v),
+        ),
+        directed=False,
+    )
+    used = np.zeros(n_v, dtype=bool)
+    used[faces.ravel()] = True
+    return MeshQuality(
+        vertices=n_v,
+        faces=n_f,
+        boundary_edges=int(np.count_nonzero(run == 1)),
+        nonmanifold_edges=int(np.count_nonzero(run > 2)),
+        nonmanifold_vertices=_nonmanifold_vertices(faces, first, second),
+        degenerate_faces=int(np.count_nonzero(repeated | (area2 <= 1e-12))),
+        inconsistent_edges=inconsistent,
+        volume_mm3=float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0),
+        components=int(n_components - np.count_nonzero(~used)),
+    )

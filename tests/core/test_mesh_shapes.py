@@ -1,0 +1,148 @@
+"""Surface meshes of analytic shapes: volume, placement, thin tubes, shared boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial import cKDTree
+
+from surgtwin.core.errors import MeshError
+from surgtwin.core.mesh import MeshOptions, SurfaceMesh, check_mesh, mesh_label_map
+from tests.core.mesh_shapes import (
+    centred_grid,
+    cylinder,
+    ellipsoid,
+    radial_distance,
+    rotation,
+    voxelise,
+)
+
+OBLIQUE = rotation((1.0, 2.0, 0.5), 27.0)
+MIRROR = np.diag([-1.0, -1.0, 1.0])  # LPS images stored with flipped rows and columns
+
+
+def assert_clean(mesh: SurfaceMesh) -> None:
+    quality = check_mesh(mesh.vertices, mesh.faces)
+    assert quality.ok, quality
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    assert tm.is_watertight and tm.is_winding_consistent and tm.volume > 0
+    edges = np.sort(tm.edges, axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert (counts == 2).all()  # every edge in exactly two faces
+
+
+@pytest.mark.parametrize(
+    ("spacing", "rot", "radii"),
+    [
+        ((1.0, 1.0, 1.0), None, (10.0, 10.0, 10.0)),
+        ((0.7, 0.8, 2.5), None, (12.0, 9.0, 15.0)),
+        ((0.9, 0.9, 1.7), OBLIQUE, (11.0, 8.0, 14.0)),
+        ((1.1, 0.8, 1.5), MIRROR @ OBLIQUE, (9.0, 12.0, 10.0)),
+    ],
+    ids=["sphere-iso", "ellipsoid-aniso", "ellipsoid-oblique", "ellipsoid-mirrored-oblique"],
+)
+def test_ellipsoid_volume_and_placement(spacing, rot, radii) -> None:
+    center = np.array([12.3, -45.6, 78.9])
+    shape, affine = centred_grid(center, 2 * max(radii) + 8, spacing, rot)
+    labels = voxelise(shape, affine, ellipsoid(center, radii))
+    mesh = mesh_label_map(labels, affine, options=MeshOptions(triangle_budget=None))[1]
+    analytic = 4 / 3 * np.pi * np.prod(radii)
+    voxel_volume = labels.sum() * abs(np.linalg.det(affine[:3, :3]))
+    volume = mesh.volume_ml() * 1000
+    print(f"volume {volume:.0f} mm3, analytic {analytic:.0f}, voxels {voxel_volume:.0f}")
+    assert volume == pytest.approx(analytic, rel=0.02)
+    assert volume == pytest.approx(voxel_volume, rel=0.02)
+    assert_clean(mesh)
+    centroid = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).center_mass
+    assert np.linalg.norm(centroid - center) < 0.1
+    assert (
+        mesh.provenance["frame"] == "LPS" and abs(mesh.provenance["volume_change_percent"]["smoothing"]) < 2
+    )
+
+
+def test_cylinder_on_oblique_grid_after_decimation() -> None:
+    center, axis = np.array([-20.0, 5.0, 30.0]), np.array([0.3, 1.0, 0.2])
+    shape, affine = centred_grid(center, 64, (0.8, 0.8, 2.0), OBLIQUE)
+    labels = voxelise(shape, affine, cylinder(center, axis, 8.0, 22.0))
+    mesh = mesh_label_map(labels, affine, options=MeshOptions(reduction=0.7))[1]
+    analytic = np.pi * 8.0**2 * 44.0
+    assert mesh.volume_ml() * 1000 == pytest.approx(analytic, rel=0.03)
+    assert mesh.provenance["decimation"]["result"] == "decimated"
+    assert mesh.triangle_count < 0.35 * mesh.provenance["triangles"]["extracted"]
+    assert_clean(mesh)
+
+
+@pytest.mark.parametrize("diameter", [2.0, 3.0, 4.0])
+def test_thin_tube_survives_smoothing_and_decimation(diameter: float) -> None:
+    center, axis = np.array([0.0, 0.0, 0.0]), np.array([1.0, 0.5, 0.3])
+    shape, affine = centred_grid(center, 44, (1.0, 1.0, 1.0))
+    labels = voxelise(shape, affine, cylinder(center, axis, diameter / 2, 16.0))
+    mesh = mesh_label_map(labels, affine, options=MeshOptions(reduction=0.5))[1]
+    assert_clean(mesh)
+    r, t = radial_distance(mesh.vertices, center, axis)
+    mean_r = r[np.abs(t) < 12].mean()
+    print(f"{diameter} mm tube: mean radius {mean_r:.2f} mm (true {diameter / 2})")
+    assert mean_r == pytest.approx(diameter / 2, rel=0.15)
+    assert mesh.provenance["decimation"]["result"] == "decimated"
+
+
+def test_touching_labels_share_their_boundary() -> None:
+    center = np.array([0.0, 0.0, 0.0])
+    shape, affine = centred_grid(center, 40, (1.0, 0.9, 1.3), OBLIQUE)
+    ball = voxelise(shape, affine, ellipsoid(center, (14.0, 12.0, 10.0)))
+    left = voxelise(shape, affine, lambda p: p[..., 0] < 0.0)
+    labels = (ball * np.where(left, 1, 2)).astype(np.uint8)
+    meshes = mesh_label_map(labels, affine, options=MeshOptions(triangle_budget=None))
+    a, b = meshes[1], meshes[2]
+    for mesh in (a, b):
+        assert_clean(mesh)
+        assert mesh.provenance["shared_boundaries"]
+    dist, _ = cKDTree(b.vertices).query(a.vertices)
+    shared = a.vertices[dist < 1e-9]
+    assert len(shared) > 200
+    # the shared vertices are the interface: all near the x = 0 cut (smoothed, so within a voxel)
+    assert np.abs(shared[:, 0]).max() < 2.0
+    # the interface disc's area, counted on each side, is the same surface
+    in_a = (dist < 1e-9)[a.faces].all(axis=1)
+    dist_b, _ = cKDTree(a.vertices).query(b.vertices)
+    in_b = (dist_b < 1e-9)[b.faces].all(axis=1)
+    area = [SurfaceMesh(m.vertices, m.faces[sel]).area_mm2() for m, sel in ((a, in_a), (b, in_b))]
+    assert area[0] == pytest.approx(area[1], rel=1e-6)
+    assert area[0] == pytest.approx(np.pi * 12.0 * 10.0, rel=0.1)
+    # the two halves' volumes add up to the whole ball
+    total = (a.volume_ml() + b.volume_ml()) * 1000
+    assert total == pytest.approx(4 / 3 * np.pi * 14 * 12 * 10, rel=0.02)
+
+
+def test_diagonal_voxels_become_one_manifold_surface() -> None:
+    labels = np.zeros((6, 6, 6), dtype=np.uint8)
+    labels[2, 2, 2] = labels[3, 3, 2] = 1  # touch along an edge only
+    labels[2, 2, 4] = 2
+    labels[3, 3, 5] = 2  # ... and at a corner only
+    meshes = mesh_label_map(labels, np.eye(4), options=MeshOptions(smoothing="none"))
+    for mesh in meshes.values():
+        assert_clean(mesh)
+        assert mesh.provenance["voxels_added_for_manifold"] >= 1
+
+
+def test_components_below_minimum_volume_are_dropped() -> None:
+    labels = np.zeros((30, 30, 30), dtype=np.uint8)
+    labels[5:20, 5:20, 5:20] = 1
+    labels[25:27, 25:27, 25:27] = 1  # 8 mm3 speck
+    options = MeshOptions(min_component_mm3=20.0, triangle_budget=None)
+    mesh = mesh_label_map(labels, np.eye(4), options=options)[1]
+    assert mesh.provenance["components"]["dropped"] == 1
+    assert check_mesh(mesh.vertices, mesh.faces).components == 1
+    largest = mesh_label_map(labels, np.eye(4), options=MeshOptions(keep_largest_component=True))[1]
+    assert largest.volume_ml() * 1000 == pytest.approx(15**3, rel=0.03)
+
+
+def test_empty_label_gets_no_mesh_and_bad_input_is_refused() -> None:
+    labels = np.zeros((8, 8, 8), dtype=np.uint8)
+    labels[2:5, 2:5, 2:5] = 3
+    assert set(mesh_label_map(labels, np.eye(4), [3, 4])) == {3}
+    with pytest.raises(MeshError):
+        mesh_label_map(labels, np.zeros((4, 4)))
+    with pytest.raises(MeshError):
+        MeshOptions(smoothing_passband=0.0)
