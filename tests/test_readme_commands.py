@@ -28,10 +28,34 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert test_command in ci_lines
 
 
-def test_main_job_imports_the_sample_case(tmp_path: Path) -> None:
-    """The main job's import step, run as the README runs it, on the committed sample."""
+def test_main_job_builds_the_sample_twin(tmp_path: Path) -> None:
     main_command = _bash_blocks()[0]
-    assert "surgtwin import sample_dicom -o sample.stwin" in main_command
+    assert "surgtwin build sample_dicom -o sample.stwin" in main_command
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "surgtwin",
+            "build",
+            "sample_dicom",
+            "-o",
+            str(tmp_path / "sample.stwin"),
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {"skin", "bone", "vessels"} <= {row["name"] for row in summary["segments"]}
+    scene = load_case(tmp_path / "sample.stwin")
+    assert len(scene.meshes) == len(summary["segments"])
+
+
+def test_import_places_the_sample_on_the_ground_truth_grid(tmp_path: Path) -> None:
+    """The import step alone, on the committed sample."""
     case = tmp_path / "sample.stwin"
     result = subprocess.run(
         [sys.executable, "-m", "surgtwin", "import", "sample_dicom", "-o", str(case), "--json"],

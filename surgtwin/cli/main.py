@@ -7,7 +7,6 @@ Exit status: 0 success, 1 failure (one-line reason on stderr), 2 wrong usage,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -15,18 +14,14 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import surgtwin
+from surgtwin.cli.common import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK
+from surgtwin.cli.common import print_json as _print_json
+from surgtwin.cli.common import require_existing as _require_existing
 from surgtwin.cli.terminal import cancellable_progress
+from surgtwin.cli.twin import register as register_twin_commands
 from surgtwin.core.errors import CancelledError, SurgTwinError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -48,12 +43,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     if failure:
         return _fail(failure, "no_images", False, EXIT_FAILURE)
     return EXIT_OK
-
-
-def _require_existing(paths: list[str]) -> None:
-    for path in paths:
-        if not Path(path).exists():
-            raise SurgTwinError(f"{path}: no such file or folder", code="not_found")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -164,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("case", metavar="CASE.stwin")
     show.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
     show.set_defaults(func=cmd_show)
+    register_twin_commands(sub)
     return parser
 
 
