@@ -439,6 +439,19 @@ def test_corrupted_stored_bytes_are_refused(tmp_path: Path) -> None:
     assert str(target) in str(info.value)
 
 
+def test_a_member_flagged_encrypted_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "case.stwin"
+    save_case(make_scene(), target)
+    blob = bytearray(target.read_bytes())
+    # Set the "encrypted" bit in the central directory entry of the first member.
+    central = blob.index(b"PK\x01\x02")
+    blob[central + 8] |= 0x01
+    target.write_bytes(bytes(blob))
+    with pytest.raises(CaseFileError, match="encrypted") as info:
+        load_case(target)
+    assert str(target) in str(info.value)
+
+
 def test_missing_file_and_directory_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CaseFileError, match="no such file"):
         load_case(tmp_path / "absent.stwin")

@@ -137,6 +137,11 @@ def _index_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.Zi
             _fail(path, f"refused: it contains a member with an unsafe name {info.filename!r}")
         if info.filename in index:
             _fail(path, f"damaged: member {info.filename} appears twice")
+        if info.flag_bits & 0x1:
+            _fail(
+                path,
+                f"refused: member {info.filename} is encrypted (surgtwin never writes encrypted members)",
+            )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             _fail(path, f"member {info.filename} uses a compression surgtwin does not read")
         if info.compress_size > archive_size:
