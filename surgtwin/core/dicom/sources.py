@@ -6,6 +6,7 @@ cycles; everything passed over is reported as a :class:`SkippedFile`.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -36,8 +37,15 @@ class SourceFile:
     def open(self) -> BinaryIO:
         if self.member is None:
             return open(self.path, "rb")
-        with zipfile.ZipFile(self.path) as archive:
-            return io.BytesIO(archive.read(self.member))
+        st = self.path.stat()
+        return io.BytesIO(_archive(str(self.path), st.st_mtime_ns, st.st_size).read(self.member))
+
+
+@functools.lru_cache(maxsize=2)
+def _archive(path: str, mtime_ns: int, size: int) -> zipfile.ZipFile:
+    """One open archive per zip (re-parsing its directory per member would be quadratic);
+    keyed by modification time and size so a replaced zip is read afresh."""
+    return zipfile.ZipFile(path)
 
 
 def _unsafe_relative(name: str) -> bool:
