@@ -78,3 +78,29 @@ def radial_distance(
     d = points - center
     t = d @ axis
     return np.linalg.norm(d - t[:, None] * axis, axis=1), t
+
+
+def large_body_phantom(
+    shape_kji: tuple[int, int, int] = (250, 400, 400),
+    spacing_ijk: tuple[float, float, float] = (0.8, 0.8, 1.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CT-sized multi-label map (built slab by slab to keep memory low): 1 body (an
+    ellipsoid filling the grid), 2 a 3 mm cylindrical bone-like shell (a rib cage),
+    3 a 1.6 mm spherical shell (two voxels thin), 4 a thick ellipsoid (a lung)."""
+    affine = grid(shape_kji, spacing_ijk)
+    centre = (np.array(shape_kji[::-1], dtype=float) - 1) / 2 * np.array(spacing_ijk)
+    affine[:3, 3] = -centre
+    labels = np.zeros(shape_kji, dtype=np.uint8)
+    y = (np.arange(shape_kji[1], dtype=np.float32) * spacing_ijk[1] - centre[1])[:, None]
+    x = (np.arange(shape_kji[2], dtype=np.float32) * spacing_ijk[0] - centre[0])[None, :]
+    for k in range(shape_kji[0]):
+        z = np.float32(k * spacing_ijk[2] - centre[2])
+        out = labels[k]
+        out[(x / 150) ** 2 + (y / 125) ** 2 + (z / 115) ** 2 <= 1] = 1
+        r_axis = np.sqrt(x**2 + y**2)
+        if abs(z) < 70:
+            out[(r_axis >= 95) & (r_axis <= 98)] = 2
+        r_sphere = np.sqrt((x + 45) ** 2 + y**2 + z**2)
+        out[(r_sphere >= 38.4) & (r_sphere <= 40)] = 3
+        out[((x - 50) / 30) ** 2 + (y / 40) ** 2 + (z / 60) ** 2 <= 1] = 4
+    return labels, affine

@@ -13,6 +13,7 @@ from tests.core.mesh_shapes import (
     centred_grid,
     cylinder,
     ellipsoid,
+    large_body_phantom,
     radial_distance,
     rotation,
     voxelise,
@@ -146,3 +147,24 @@ def test_empty_label_gets_no_mesh_and_bad_input_is_refused() -> None:
         mesh_label_map(labels, np.zeros((4, 4)))
     with pytest.raises(MeshError):
         MeshOptions(smoothing_passband=0.0)
+
+
+def test_large_multi_label_map_meshes_within_budget() -> None:
+    """CT-sized: the body is meshed on a coarser grid (its full-grid surface is many times
+    the budget), the two-voxel shell on the full grid; every mesh within the budget,
+    closed, manifold, outward, and within 2 % of its label's volume."""
+    labels, affine = large_body_phantom()
+    budget = 30_000
+    voxel_mm3 = abs(np.linalg.det(affine[:3, :3]))
+    meshes = mesh_label_map(labels, affine, options=MeshOptions(triangle_budget=budget))
+    assert set(meshes) == {1, 2, 3, 4}
+    for value, mesh in meshes.items():
+        assert mesh.triangle_count <= budget, (value, mesh.triangle_count)
+        assert_clean(mesh)
+        label_mm3 = np.count_nonzero(labels == value) * voxel_mm3
+        assert mesh.volume_ml() * 1000 == pytest.approx(label_mm3, rel=0.02), value
+    assert meshes[1].provenance["grid_factor"] > 1
+    assert meshes[3].provenance["grid_factor"] == 1  # thin: keeps the full grid
+    # the shell keeps its shape: its vertices stay near radius 38.4..40 mm around (-45, 0, 0)
+    r = np.linalg.norm(meshes[3].vertices - np.array([-45.0, 0.0, 0.0]), axis=1)
+    assert 37.5 < r.min() and r.max() < 41.0

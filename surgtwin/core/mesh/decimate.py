@@ -1,13 +1,18 @@
 """Decimation to a triangle budget with fast_simplification (quadric edge collapse).
 
-Edge collapses can pinch thin parts into non-manifold edges or fold a tube flat. Each
-result is checked; a failed or too lossy one is retried gentler (half the reduction,
-lower aggressiveness), and after that the segment keeps its undecimated mesh. Every
-attempt is recorded.
+One pass goes straight to the target face count (computed up front from the budget).
+Edge collapses can pinch thin parts into non-manifold edges or fold a sheet flat: the
+result is checked and repaired (numpy first, trimesh only if that is not enough). A
+failed or too lossy result is retried gentler (lower aggressiveness, then half the
+reduction); after that the segment keeps its undecimated mesh. Every attempt is recorded.
+
+fast_simplification keeps its mesh in module-global state and holds the GIL: calls
+are serialised with a lock, so meshing from several threads stays safe.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import fast_simplification
@@ -15,6 +20,8 @@ import numpy as np
 
 from surgtwin.core.mesh.quality import MeshQuality, signed_volume_mm3
 from surgtwin.core.mesh.repair import repair_mesh
+
+_SIMPLIFY_LOCK = threading.Lock()
 
 
 def target_reduction(n_faces: int, budget: int | None, reduction: float | None) -> float:
@@ -39,21 +46,24 @@ def decimate(
 
     Returns the mesh, the record of attempts, and the check of the decimated mesh
     (None when the input came back unchanged)."""
-    record: dict[str, Any] = {"requested_reduction": reduction, "attempts": []}
+    record: dict[str, Any] = {"requested_reduction": round(reduction, 4), "attempts": []}
     if reduction <= 0.0 or len(faces) < 64:
         record["result"] = "not needed"
         return vertices, faces, record, None
     volume0 = signed_volume_mm3(vertices, faces)
+    triangles = np.ascontiguousarray(faces, dtype=np.int32)
+    points = np.ascontiguousarray(vertices, dtype=np.float64)
     agg = aggressiveness
-    for _ in range(attempts):
-        v, f = fast_simplification.simplify(
-            vertices, faces.astype(np.int32), target_reduction=reduction, agg=agg
-        )
+    for n in range(attempts):
+        target = max(int(round((1.0 - reduction) * len(faces))), 4)
+        with _SIMPLIFY_LOCK:
+            v, f = fast_simplification.simplify(points, triangles, target_count=target, agg=agg)
         v, f = np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
         v, f, repairs, quality = repair_mesh(v, f)
         change = 100.0 * (quality.volume_mm3 - volume0) / volume0 if volume0 else 0.0
         attempt = {
-            "reduction": reduction,
+            "reduction": round(reduction, 4),
+            "target_faces": target,
             "aggressiveness": agg,
             "faces": int(len(f)),
             "volume_change_percent": round(change, 3),
@@ -64,6 +74,9 @@ def decimate(
         if quality.ok and abs(change) <= max_volume_change_percent:
             record["result"] = "decimated"
             return v, f, record, quality
-        reduction, agg = reduction / 2.0, max(agg - 2.0, 1.0)
+        # first a gentler collapse order at the same budget, then half the reduction
+        agg = max(agg - 2.0, 1.0)
+        if n >= 1:
+            reduction = reduction / 2.0
     record["result"] = "skipped: every attempt broke the surface or its volume; kept undecimated"
     return vertices, faces, record, None

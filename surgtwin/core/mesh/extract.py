@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 
 from surgtwin.core.errors import MeshError
@@ -21,7 +22,14 @@ from surgtwin.core.mesh.nets import boundary_labels, polydata_arrays, surface_ne
 from surgtwin.core.mesh.options import MeshOptions
 from surgtwin.core.mesh.quality import signed_volume_mm3
 from surgtwin.core.mesh.repair import clean_components, compact, repair_mesh
-from surgtwin.core.mesh.smooth import windowed_sinc
+from surgtwin.core.mesh.resolution import (
+    SegmentSize,
+    bounding_boxes,
+    coarsening_factor,
+    downsample_majority,
+    segment_sizes,
+)
+from surgtwin.core.mesh.smooth import restore_volume, windowed_sinc
 from surgtwin.core.mesh.surface import SurfaceMesh
 from surgtwin.core.mesh.topology import make_well_composed, well_composed_mask
 from surgtwin.core.progress import Progress, ensure_progress
@@ -71,7 +79,8 @@ def mesh_label_map(
         raise MeshError("meshing needs a 3D label map and an invertible 4x4 ijk_to_lps")
     if not np.issubdtype(labels.dtype, np.integer):
         raise MeshError(f"a label map holds integers, not {labels.dtype}")
-    objects = ndimage.find_objects(labels.astype(np.uint16) if labels.dtype.itemsize > 2 else labels)
+    t0 = time.perf_counter()
+    objects = bounding_boxes(labels)
     present = [v for v in range(1, len(objects) + 1) if objects[v - 1] is not None]
     wanted = present if values is None else [int(v) for v in values]
     empty = [v for v in wanted if v not in present]
@@ -81,67 +90,177 @@ def mesh_label_map(
     if not wanted:
         return {}
     progress.start("meshing: surfaces", len(wanted) + 1)
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    padded, offset = _cropped_padded(labels, [objects[v - 1] for v in wanted], wanted, present)
-    voxels_before = {v: int(np.count_nonzero(padded == v)) for v in wanted}
-    added: dict[int, int] = dict.fromkeys(wanted, 0)
-    stuck: list[int] = []
-    if options.fix_topology:
-        added, stuck = make_well_composed(padded, wanted)
-    times["topology_s"] = time.perf_counter() - t0
+    voxels = {v: int(np.count_nonzero(labels[objects[v - 1]] == v)) for v in wanted}
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    t1 = time.perf_counter()
-    shared = _surfaces(padded, spacing, wanted, options)
-    times["surface_nets_and_smoothing_s"] = time.perf_counter() - t1
-    progress.advance()
+    factors = dict.fromkeys(wanted, 1)
+    sizes: dict[int, SegmentSize] = {}
+    if options.triangle_budget is not None and options.max_coarsening > 1:
+        sizes = segment_sizes(labels, wanted, voxels, spacing)
+        factors = {
+            v: coarsening_factor(sizes[v], options.triangle_budget, spacing, options.max_coarsening)
+            for v in wanted
+        }
+    times: dict[str, float] = {"plan_s": time.perf_counter() - t0}
+    groups: dict[int, list[int]] = {}
+    for v in wanted:
+        groups.setdefault(factors[v], []).append(v)
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
-    grid = _GridMap(affine, spacing, offset)
-    meshes: dict[int, SurfaceMesh] = {}
-    for value in wanted:
-        t = time.perf_counter()
-        if value in stuck:  # a multi-label knot the fix could not untie: mesh this label alone
-            mask, n_added = well_composed_mask(padded[1:-1, 1:-1, 1:-1] == value)
-            added[value] += n_added
-            single = np.pad(mask, 1).astype(np.uint8)
-            vertices, faces = _label_surface(_surfaces(single, spacing, [1], options), 1, grid)
-        else:
-            vertices, faces = _label_surface(shared, value, grid)
+
+    def finish(value: int, surface: _LabelSurface) -> SurfaceMesh:
         record: dict[str, Any] = {
             "tool": "surgtwin.core.mesh.extract",
             "frame": "LPS",
             "units": "mm",
             "options": options.as_dict(),
-            "shared_boundaries": value not in stuck,
-            "voxels": voxels_before[value],
-            "voxels_added_for_manifold": added[value],
-            "label_volume_mm3": voxels_before[value] * voxel_mm3,
-            "timing_shared_s": {k: round(s, 4) for k, s in times.items()},
+            "grid_factor": factors[value],
+            "shared_boundaries": surface.shared,
+            "voxels": voxels[value],
+            "voxels_added_for_manifold": surface.added_voxels,
+            "label_volume_mm3": voxels[value] * voxel_mm3,
         }
-        meshes[value] = _finish(vertices, faces, value, options, record, voxel_mm3, t)
-        if names and value in names:
-            meshes[value].name = names[value]
-        if colors and value in colors:
-            meshes[value].color = colors[value]
+        if value in sizes:
+            record["size_estimate"] = sizes[value].as_dict()
+        return _finish(surface, value, options, record, voxel_mm3, time.perf_counter())
+
+    # Two workers: a group's extraction (VTK, numpy: mostly without the GIL) overlaps the
+    # decimation of the previous group's segments (fast_simplification holds the GIL).
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="surgtwin-mesh")
+    try:
+        ordered = sorted(groups.items(), reverse=True)  # coarsest (largest segments) first
+        extracted = [
+            pool.submit(
+                _mesh_group,
+                labels,
+                [objects[v - 1] for v in g],
+                g,
+                present,
+                f,
+                affine,
+                spacing,
+                options,
+                times,
+            )
+            for f, g in ordered
+        ]
+        finishing: dict[int, Future[SurfaceMesh]] = {}
+        for future in extracted:
+            for value, surface in _result(future, progress).items():
+                finishing[value] = pool.submit(finish, value, surface)
         progress.advance()
+        meshes: dict[int, SurfaceMesh] = {}
+        for value in wanted:
+            meshes[value] = _result(finishing[value], progress)
+            if names and value in names:
+                meshes[value].name = names[value]
+            if colors and value in colors:
+                meshes[value].color = colors[value]
+            progress.advance()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    shared_times = {k: round(s, 4) for k, s in times.items()}
+    for mesh in meshes.values():
+        mesh.provenance["timing_shared_s"] = shared_times
     return meshes
 
 
-def _cropped_padded(
-    labels: np.ndarray, boxes: list[Any], wanted: list[int], present: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The bounding box of the wanted labels with a one-voxel zero border (so every surface
-    closes), unwanted labels cleared; returns it and the (k, j, i) of its first inner voxel."""
+def _result(future: Future[Any], progress: Progress) -> Any:
+    """Wait for a worker, checking for cancellation meanwhile."""
+    while True:
+        try:
+            return future.result(timeout=0.05)
+        except FuturesTimeout:
+            progress.check()
+
+
+class _LabelSurface:
+    """One label's faces from its group's extraction, with what the finish step needs."""
+
+    def __init__(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        shared: bool,
+        added_voxels: int,
+        fixed_mm3: float,
+        factor: int,
+    ) -> None:
+        self.vertices, self.faces = vertices, faces
+        self.shared, self.added_voxels, self.fixed_mm3, self.factor = shared, added_voxels, fixed_mm3, factor
+
+
+def _mesh_group(
+    labels: np.ndarray,
+    boxes: list[Any],
+    group: list[int],
+    present: list[int],
+    factor: int,
+    affine: np.ndarray,
+    spacing: np.ndarray,
+    options: MeshOptions,
+    times: dict[str, float],
+) -> dict[int, _LabelSurface]:
+    """Crop (and coarsen), fix topology, extract and smooth the labels of one grid factor."""
+    tag = f"x{factor}" if factor > 1 else ""
+    t0 = time.perf_counter()
+    lo, hi = _bounds(boxes)
+    crop = labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    if factor > 1:
+        padded = np.pad(downsample_majority(crop, group, factor), 1)
+    else:
+        padded = _padded(crop, group, present)
+    coarse_voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3]))) * factor**3
+    times[f"crop{tag}_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    added: dict[int, int] = dict.fromkeys(group, 0)
+    stuck: list[int] = []
+    if options.fix_topology:
+        added, stuck = make_well_composed(padded, group)
+    times[f"topology{tag}_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grid_spacing = spacing * factor
+    shared = _surfaces(padded, grid_spacing, group, options)
+    times[f"surface_nets_and_smoothing{tag}_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grid = _GridMap(affine, spacing, lo + (factor - 1) / 2.0)
+    arrays = _arrays(shared)
+    out: dict[int, _LabelSurface] = {}
+    for value in group:
+        if value in stuck:  # a multi-label knot the fix could not untie: mesh this label alone
+            mask, n_added = well_composed_mask(padded[1:-1, 1:-1, 1:-1] == value)
+            added[value] += n_added
+            single = np.pad(mask, 1).astype(np.uint8)
+            fixed_voxels = int(np.count_nonzero(mask))
+            vertices, faces = _label_surface(_surfaces(single, grid_spacing, [1], options), 1, grid)
+        else:
+            fixed_voxels = int(np.count_nonzero(padded == value)) if factor > 1 else -1
+            vertices, faces = _label_surface(arrays, value, grid)
+        out[value] = _LabelSurface(
+            vertices,
+            faces,
+            shared=value not in stuck,
+            added_voxels=added[value] * factor**3,
+            fixed_mm3=fixed_voxels * coarse_voxel_mm3 if fixed_voxels >= 0 else -1.0,
+            factor=factor,
+        )
+    times[f"split{tag}_s"] = time.perf_counter() - t0
+    return out
+
+
+def _bounds(boxes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     lo = np.min([[s.start for s in box] for box in boxes], axis=0)
     hi = np.max([[s.stop for s in box] for box in boxes], axis=0)
-    crop = labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    return lo, hi
+
+
+def _padded(crop: np.ndarray, wanted: list[int], present: list[int]) -> np.ndarray:
+    """``crop`` with a one-voxel zero border (so every surface closes), unwanted labels cleared."""
     dtype = np.uint8 if max(wanted) < 256 else np.uint16
     padded = np.zeros(tuple(int(n) + 2 for n in crop.shape), dtype=dtype)
     if set(present) - set(wanted):
         padded[1:-1, 1:-1, 1:-1] = np.where(np.isin(crop, wanted), crop, 0)
     else:
         padded[1:-1, 1:-1, 1:-1] = crop
-    return padded, lo
+    return padded
 
 
 def _surfaces(
@@ -167,12 +286,15 @@ class _GridMap:
         return points @ self.linear.T + self.translation
 
 
-def _label_surface(poly: vtkPolyData, value: int, grid: _GridMap) -> tuple[np.ndarray, np.ndarray]:
-    """The faces bounding ``value``, turned to face out of it, in LPS mm."""
-    if poly.GetNumberOfCells() == 0:
+def _label_surface(
+    poly: vtkPolyData | tuple[np.ndarray, np.ndarray, np.ndarray], value: int, grid: _GridMap
+) -> tuple[np.ndarray, np.ndarray]:
+    """The faces bounding ``value``, turned to face out of it, in LPS mm. ``poly`` is the
+    Surface Nets output or its (vertices, faces, boundary labels) arrays."""
+    arrays = _arrays(poly) if isinstance(poly, vtkPolyData) else poly
+    vertices, faces, sides = arrays
+    if not len(faces):
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    vertices, faces = polydata_arrays(poly)
-    sides = boundary_labels(poly)
     mine = (sides[:, 0] == value) | (sides[:, 1] == value)
     faces = faces[mine]
     inward = sides[mine, 1] == value  # Surface Nets orients faces out of the label in column 0
@@ -183,24 +305,39 @@ def _label_surface(poly: vtkPolyData, value: int, grid: _GridMap) -> tuple[np.nd
     return grid(vertices), faces
 
 
+def _arrays(poly: vtkPolyData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if poly.GetNumberOfCells() == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
+    vertices, faces = polydata_arrays(poly)
+    return vertices, faces, boundary_labels(poly)
+
+
 def _finish(
-    vertices: np.ndarray,
-    faces: np.ndarray,
+    surface: _LabelSurface,
     value: int,
     options: MeshOptions,
     record: dict[str, Any],
     voxel_mm3: float,
     started: float,
 ) -> SurfaceMesh:
-    """Piece clean-up, decimation, repair and the final check of one label's surface."""
-    fixed_mm3 = (record["voxels"] + record["voxels_added_for_manifold"]) * voxel_mm3
+    """Volume restore (coarse grids), piece clean-up, decimation, repair and the final check."""
+    vertices, faces = surface.vertices, surface.faces
+    fixed_mm3 = surface.fixed_mm3
+    if fixed_mm3 < 0:
+        fixed_mm3 = (record["voxels"] + record["voxels_added_for_manifold"]) * voxel_mm3
     triangles: dict[str, int] = {"extracted": int(len(faces))}
     volumes: dict[str, float] = {"voxels": record["label_volume_mm3"], "voxels_after_fix": fixed_mm3}
-    volumes["smoothed"] = signed_volume_mm3(vertices, faces) if len(faces) else 0.0
-    vertices, faces, pieces = clean_components(
-        vertices, faces, options.min_component_mm3, options.keep_largest_component
-    )
-    record["components"] = pieces
+    if surface.factor > 1 and len(faces):
+        vertices, offset, volumes["smoothed"] = restore_volume(vertices, faces, volumes["voxels"])
+        record["volume_restore_offset_mm"] = round(offset, 4)
+    else:
+        volumes["smoothed"] = signed_volume_mm3(vertices, faces) if len(faces) else 0.0
+    if options.min_component_mm3 > 0 or options.keep_largest_component:
+        vertices, faces, pieces = clean_components(
+            vertices, faces, options.min_component_mm3, options.keep_largest_component
+        )
+    else:
+        pieces = None  # nothing to drop: counted in the final check
     triangles["after_cleanup"] = int(len(faces))
     volumes["after_cleanup"] = signed_volume_mm3(vertices, faces) if len(faces) else 0.0
     reduction = target_reduction(len(faces), options.triangle_budget, options.reduction)
@@ -214,6 +351,14 @@ def _finish(
     record["repairs"] = []
     if quality is None:  # undecimated: check (and if need be repair) the extracted surface
         vertices, faces, record["repairs"], quality = repair_mesh(vertices, faces)
+    if pieces is None:
+        pieces = {
+            "pieces": quality.components,
+            "kept": quality.components,
+            "dropped": 0,
+            "dropped_volume_mm3": 0.0,
+        }
+    record["components"] = pieces
     triangles["final"] = quality.faces
     volumes["final"] = quality.volume_mm3
     record["triangles"] = triangles

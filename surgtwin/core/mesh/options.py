@@ -20,6 +20,10 @@ class MeshOptions:
     A lower ``smoothing_passband`` smooths more (0.01-0.1 is useful).
     Decimation aims at ``triangle_budget`` faces per segment and/or removes
     ``reduction`` of them (the larger cut wins); None for both keeps every face.
+    With a ``triangle_budget``, a segment whose full-grid surface would have many times
+    more triangles than the budget is meshed on a grid up to ``max_coarsening`` times
+    coarser (never a segment only a few voxels thick; see resolution.py); 1 keeps the
+    full grid for every segment.
     """
 
     smoothing: SmoothingMethod = "windowed_sinc"
@@ -32,6 +36,7 @@ class MeshOptions:
     min_component_mm3: float = 0.0
     keep_largest_component: bool = False
     fix_topology: bool = True  # make label voxel sets well-composed so surfaces are manifold
+    max_coarsening: int = 4
 
     def __post_init__(self) -> None:
         if self.smoothing not in ("windowed_sinc", "surface_nets", "none"):
@@ -44,6 +49,8 @@ class MeshOptions:
             raise MeshError("a triangle budget under 100 per segment cannot keep a closed surface")
         if self.reduction is not None and not 0.0 <= self.reduction < 1.0:
             raise MeshError("the reduction is the fraction of faces to remove, from 0 up to (not incl.) 1")
+        if self.max_coarsening < 1:
+            raise MeshError("max_coarsening is a grid factor: 1 (full grid) or more")
         if self.min_component_mm3 < 0:
             raise MeshError("the minimum piece volume cannot be negative")
 

@@ -60,10 +60,10 @@ def _sorted_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return order, starts, run
 
 
-def _nonmanifold_vertices(faces: np.ndarray, first: np.ndarray, second: np.ndarray) -> int:
-    """Corners (face, vertex) are linked across each manifold edge; a vertex whose corners
-    fall into more than one group is where separate sheets of the surface touch.
-    ``first``/``second``: the two slots (3 * face + k) of each two-face edge."""
+def corner_groups(faces: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Corners (face, vertex) linked across each manifold edge, grouped: one group per fan of
+    faces around a vertex. ``first``/``second``: the two slots (3 * face + k) of each
+    two-face edge. Returns each corner's group (links only join corners of one vertex)."""
     n_faces = len(faces)
     fa, fb = first // 3, second // 3
     # slot k of a face is the edge from its corner k to corner k + 1
@@ -76,8 +76,22 @@ def _nonmanifold_vertices(faces: np.ndarray, first: np.ndarray, second: np.ndarr
         cols.append(fb * 3 + cb)
     row, col = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(3 * n_faces, 3 * n_faces))
-    n_groups, group = connected_components(graph, directed=False)
-    vertex_of_group = np.empty(n_groups, dtype=np.int64)  # links only join corners of one vertex
+    _, group = connected_components(graph, directed=False)
+    return group
+
+
+def manifold_edge_slots(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two face slots of every two-face edge, and each sorted edge's multiplicity."""
+    order, starts, run = _sorted_edges(faces)
+    pair = starts[run == 2]
+    return order[pair], order[pair + 1], run
+
+
+def _nonmanifold_vertices(faces: np.ndarray, first: np.ndarray, second: np.ndarray) -> int:
+    """A vertex whose corners fall into more than one fan is where separate sheets of the
+    surface touch."""
+    group = corner_groups(faces, first, second)
+    vertex_of_group = np.empty(int(group.max()) + 1, dtype=np.int64)
     vertex_of_group[group] = faces.ravel()
     per_vertex = np.bincount(vertex_of_group)
     return int(np.count_nonzero(per_vertex > 1))
@@ -88,9 +102,7 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> MeshQuality:
     n_v, n_f = len(vertices), len(faces)
     if n_f == 0:
         return MeshQuality(n_v, 0, 0, 0, 0, 0, 0, 0.0, 0)
-    order, starts, run = _sorted_edges(faces)
-    pair = starts[run == 2]
-    first, second = order[pair], order[pair + 1]
+    first, second, run = manifold_edge_slots(faces)
     # the two faces of a manifold edge traverse it in opposite directions
     tail_first = faces.ravel()[first]
     tail_second = faces.ravel()[second]

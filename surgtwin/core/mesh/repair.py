@@ -14,53 +14,93 @@ import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from surgtwin.core.mesh.quality import MeshQuality, check_mesh, signed_volume_mm3
+from surgtwin.core.mesh.quality import (
+    MeshQuality,
+    check_mesh,
+    corner_groups,
+    manifold_edge_slots,
+    signed_volume_mm3,
+)
 
 MERGE_DIGITS = 6  # vertices closer than ~1e-6 mm are the same vertex
 
 
 def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop vertices no face uses and renumber."""
-    used, inverse = np.unique(faces.ravel(), return_inverse=True)
-    return vertices[used], inverse.reshape(-1, 3).astype(np.int64)
+    """Drop vertices no face uses and renumber (keeping their order)."""
+    used = np.zeros(len(vertices), dtype=bool)
+    used[faces.ravel()] = True
+    new_index = np.cumsum(used, dtype=np.int64) - 1
+    return vertices[used], new_index[faces]
 
 
 def split_nonmanifold_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Give every fan of faces around a vertex its own copy of that vertex (pinch points)."""
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    n_f = len(faces)
-    # corners linked across shared edges; groups of corners = fans
-    adjacency = mesh.face_adjacency
-    edges = mesh.face_adjacency_edges
-    rows, cols = [], []
-    for k in range(2):
-        vert = edges[:, k]
-        ca = np.argmax(faces[adjacency[:, 0]] == vert[:, None], axis=1)
-        cb = np.argmax(faces[adjacency[:, 1]] == vert[:, None], axis=1)
-        rows.append(adjacency[:, 0] * 3 + ca)
-        cols.append(adjacency[:, 1] * 3 + cb)
-    graph = coo_matrix(
-        (np.ones(sum(len(r) for r in rows), dtype=np.int8), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(3 * n_f, 3 * n_f),
-    )
-    _, group = connected_components(graph, directed=False)
-    key = faces.ravel().astype(np.int64) * (3 * n_f) + group
-    uniq, new_index = np.unique(key, return_inverse=True)
-    new_vertices = vertices[uniq // (3 * n_f)]
-    return new_vertices, new_index.reshape(-1, 3).astype(np.int64), int(len(uniq) - len(np.unique(faces)))
+    first, second, _ = manifold_edge_slots(faces)
+    group = corner_groups(faces, first, second)
+    n_groups = int(group.max()) + 1
+    vertex_of_group = np.empty(n_groups, dtype=np.int64)
+    vertex_of_group[group] = faces.ravel()
+    used = np.unique(faces)
+    return vertices[vertex_of_group], group.reshape(-1, 3).astype(np.int64), int(n_groups - len(used))
+
+
+def _drop_degenerate_and_duplicates(faces: np.ndarray) -> np.ndarray:
+    """Faces with a repeated vertex go; a face repeated (usually back to back: a sheet
+    collapsed flat by decimation) encloses nothing, and keeping one copy would leave
+    non-manifold edges, so all copies go."""
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    faces = faces[~repeated]
+    key = np.sort(faces, axis=1)
+    n = np.int64(int(faces.max()) + 1) if len(faces) else np.int64(1)
+    key = (key[:, 0] * n + key[:, 1]) * n + key[:, 2]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return faces[counts[inverse.ravel()] == 1]
+
+
+def quick_repair(
+    vertices: np.ndarray, faces: np.ndarray, before: MeshQuality | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str], MeshQuality]:
+    """numpy-only repair of what quadric decimation typically breaks: back-to-back face
+    pairs and pinched sheets (non-manifold edges and vertices). Cheap on millions of faces;
+    ``repair_mesh`` falls back to trimesh when this is not enough."""
+    actions: list[str] = []
+    quality = before if before is not None else check_mesh(vertices, faces)
+    if quality.ok or not len(faces):
+        return vertices, faces, actions, quality
+    if quality.degenerate_faces or quality.nonmanifold_edges:
+        n_f = len(faces)
+        faces = _drop_degenerate_and_duplicates(faces)
+        if len(faces) != n_f:
+            actions.append(f"removed {n_f - len(faces)} degenerate or duplicate faces")
+            if not len(faces):
+                return vertices[:0], faces, actions, check_mesh(vertices[:0], faces)
+            vertices, faces = compact(vertices, faces)
+        quality = check_mesh(vertices, faces)
+    if quality.nonmanifold_vertices or quality.nonmanifold_edges:
+        vertices, faces, n = split_nonmanifold_vertices(vertices, faces)
+        actions.append(f"split {n} pinch-point vertices")
+        quality = check_mesh(vertices, faces)
+    if quality.volume_mm3 < 0 and quality.inconsistent_edges == 0:
+        faces = faces[:, ::-1].copy()
+        actions.append("turned normals outward")
+        quality = check_mesh(vertices, faces)
+    return vertices, faces, actions, quality
 
 
 def repair_mesh(
-    vertices: np.ndarray, faces: np.ndarray
+    vertices: np.ndarray, faces: np.ndarray, before: MeshQuality | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[str], MeshQuality]:
     """Merge duplicate vertices, drop degenerate/duplicate faces, split pinch points,
     fill small holes, make winding consistent and outward.
 
-    Returns the mesh, what was done (empty when it was already clean) and its check."""
-    actions: list[str] = []
-    before = check_mesh(vertices, faces)
-    if before.ok or not len(faces):
-        return vertices, faces, actions, before
+    The numpy-only ``quick_repair`` runs first; trimesh (slower) only when it was not
+    enough. Returns the mesh, what was done (empty when it was already clean) and its check."""
+    v0, f0 = vertices, faces
+    vertices, faces, actions, quality = quick_repair(vertices, faces, before)
+    if quality.ok or not len(f0):
+        return vertices, faces, actions, quality
+    vertices, faces = v0, f0  # start again from the input with the full repair
+    actions = ["numpy repair was not enough: trimesh repair"]
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     n_v = len(mesh.vertices)
     mesh.merge_vertices(digits_vertex=MERGE_DIGITS)
