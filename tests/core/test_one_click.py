@@ -108,3 +108,47 @@ def test_lidc_lungs_airways_no_contrast(shared_data: Path) -> None:
     assert 10 < volumes["airways"] < 400
     assert 300 < volumes["bone"] < 3000
     assert report["skipped"]["vessels"].startswith("no contrast detected")
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing_kji"),
+    [((27, 33, 30), (1.0, 0.78, 0.78)), ((9, 31, 29), (2.5, 0.6, 0.6)), ((13, 19, 22), (0.5, 0.5, 0.5))],
+)
+def test_fast_grid_ops_match_their_plain_definitions(shape, spacing_kji) -> None:
+    """The block mean, band refinement and cortex block test equal the plain full-volume
+    versions (SimpleITK BinShrink of the edge-padded volume; expand + threshold everywhere),
+    partial blocks included."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    from surgtwin.core.segmentation import one_click_ops as ops
+
+    rng = np.random.default_rng(3)
+    hu = rng.integers(-1100, 1500, size=shape).astype(np.int16)
+    grid = ops.Grid.for_spacing(shape, np.array(spacing_kji), 1.5)
+    pad = [(0, (-n) % f) for n, f in zip(shape, grid.factors, strict=True)]
+    padded = np.pad(hu, pad, mode="edge")
+    expected = sitk.GetArrayFromImage(sitk.BinShrink(sitk.GetImageFromArray(padded), grid.factors[::-1]))
+    assert np.array_equal(grid.shrink_mean(hu), expected)  # integer voxels: rounded half up
+    real = hu + rng.random(shape).astype(np.float32)  # float voxels: plain means, no rounding
+    padded_real = np.pad(real, pad, mode="edge")
+    expected_real = sitk.GetArrayFromImage(
+        sitk.BinShrink(sitk.GetImageFromArray(padded_real), grid.factors[::-1])
+    )
+    assert np.allclose(grid.shrink_mean(real), expected_real, rtol=0, atol=1e-3)
+
+    coarse = ndimage.gaussian_filter(rng.random(grid.shape), 1.5) > 0.5
+    code = ops.dilate(coarse, 1).astype(np.uint8) + ops.erode(coarse, 1)  # 2 inside, 1 band, 0 outside
+    full_code = np.kron(code, np.ones(grid.factors, dtype=np.uint8))[: shape[0], : shape[1], : shape[2]]
+    plain = (full_code == 2) | ((full_code == 1) & (hu > 0))
+    assert np.array_equal(ops.refine(grid, coarse, hu, lambda v: v > 0), plain)
+    box = ops.bounding_box(coarse, 1)
+    assert box is not None
+    cropped = ops.refine(grid, coarse[box], hu, lambda v: v > 0, tuple(s.start for s in box))
+    assert cropped.flags.c_contiguous and np.array_equal(cropped, plain)
+
+    half = sitk.GetArrayFromImage(
+        sitk.BinShrink(sitk.GetImageFromArray((padded > 450).view(np.uint8)), grid.factors[::-1])
+    )
+    block = hu.reshape(-1)[grid.block_indices(coarse)]
+    assert np.array_equal(2 * np.count_nonzero(block > 450, axis=1) >= block.shape[1], half[coarse] > 0)

@@ -10,6 +10,7 @@ of the body (everything inside the skin surface that is none of the other segmen
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,13 +27,14 @@ from surgtwin.core.segmentation.one_click_air import (
 )
 from surgtwin.core.segmentation.one_click_ops import (
     Grid,
+    bounding_box,
     closing,
     components,
     dilate,
-    erode,
     fill_holes,
     largest_component,
     opening,
+    refine,
 )
 from surgtwin.core.segmentation.one_click_vessels import (
     VesselParameters,
@@ -116,13 +118,6 @@ def check_ct(volume: Volume) -> np.ndarray:
     return hu
 
 
-def _refine(grid: Grid, coarse: np.ndarray, full_threshold: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
-    """Full-resolution mask on ``box``: coarse interior, plus thresholded voxels in a one-block band."""
-    code = dilate(coarse, 1).view(np.uint8) * np.uint8(2) + erode(coarse, 1).view(np.uint8)
-    full = grid.expand(code, box)
-    return (full + full_threshold.view(np.uint8)) >= 3
-
-
 class _Clock:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -143,13 +138,12 @@ def one_click_twin(
     p = parameters or TwinParameters()
     progress = ensure_progress(progress)
     progress.start("one-click twin", 6)
-    hu = check_ct(volume)
+    hu = np.ascontiguousarray(check_ct(volume))  # refine() reads it through flat indices
     clock = _Clock(progress)
     spacing_kji = volume.spacing[::-1]
     grid = Grid.for_spacing(hu.shape, spacing_kji, p.coarse_mm)
     full_ml = float(np.prod(spacing_kji)) / 1000.0
-    whole = tuple(slice(0, n) for n in hu.shape)
-    hu_c = grid.shrink_mean(hu)[: -(-hu.shape[0] // grid.factors[0]), :, :]
+    hu_c = grid.shrink_mean(hu)
     measured: dict[str, Any] = {"coarse_factors_kji": list(grid.factors)}
     skipped: dict[str, str] = {}
 
@@ -164,20 +158,17 @@ def one_click_twin(
             code="no_body",
         )
     body_c = fill_holes(dilate(core, r_table + 1) & dense_c)
-    body = _refine(grid, body_c, hu > p.body_hu, whole)
+    body = refine(grid, body_c, hu, lambda v: v > p.body_hu)
     clock.lap("body")
 
     # --- lungs (air inside the body with parenchyma HU) and the airway tree.
     lungs_c = lung_components(hu_c, body_c, grid, p.air)
-    lungs = np.zeros_like(body)
-    airways = np.zeros_like(body)
-    if not lungs_c.any():
+    # Each segment is empty outside its full-grid box, so combining them touches only that box.
+    lungs, lungs_box = _refine_cropped(grid, lungs_c, hu, lambda v: v < p.air.air_hu)
+    airways, airways_box = np.zeros(hu.shape, dtype=bool), None  # np.zeros: pages mapped lazily
+    if lungs_box is None:
         skipped["lungs"] = "no lungs in the field of view (no air-filled parenchyma inside the body)"
         skipped["airways"] = "no lungs in the field of view"
-    else:
-        box = grid.full_box(lungs_c, 1)
-        assert box is not None
-        lungs[box] = _refine(grid, lungs_c, hu[box] < p.air.air_hu, box)
     clock.lap("lungs")
     if lungs_c.any():
         superior_high_k = bool(volume.ijk_to_lps[2, 2] > 0)
@@ -189,10 +180,12 @@ def one_click_twin(
             box = _airway_box(grid, lungs_c, seed_c)
             grown, used = grow_airways(hu, seed, box, full_ml, p.air)
             airways[box] = grown
-            airways &= body
+            airways_box = box
+            _intersect(airways, body, box)
             measured["trachea_seed_kji"] = list(seed)
             measured["airway_threshold_hu"] = used
-    lungs &= body & ~airways
+            _subtract(lungs, airways, box)
+    _intersect(lungs, body, lungs_box)
     clock.lap("airways")
 
     # --- vessels, only when a contrast blood pool is found.
@@ -205,8 +198,8 @@ def one_click_twin(
         measured["cortex_hu"] = cortex.hu
         level, sentence = detect_contrast(hu_c, body_c, cortex, grid, p.vessels)
     measured["contrast"] = sentence
-    vessels_c = np.zeros_like(body_c)
-    vessels = np.zeros_like(body)
+    vessels_c = np.zeros(body_c.shape, dtype=bool)
+    vessels, vessels_box = np.zeros(hu.shape, dtype=bool), None
     cortex_hu = p.bone_cortex_hu
     if level is None:
         skipped["vessels"] = sentence
@@ -215,29 +208,46 @@ def one_click_twin(
         measured.update(aorta_level_hu=level, vessel_low_hu=low, vessel_high_hu=high)
         cortex_hu = max(cortex_hu, high)
         vessels_c = vessels_coarse(hu_c, body_c, grid, level, cortex, p.vessels)
-        box = grid.full_box(vessels_c, 1)
-        if box is None:
+        if not vessels_c.any():
             skipped["vessels"] = f"{sentence}, but no vessel larger than {p.vessels.min_component_ml} mL"
         else:
-            vhu = hu[box]
-            vessels[box] = _refine(grid, vessels_c, (vhu >= low) & (vhu <= high), box)
-            vessels &= body & ~lungs & ~airways
+            vessels, vessels_box = _refine_cropped(grid, vessels_c, hu, lambda v: (v >= low) & (v <= high))
+            if low <= p.body_hu:  # otherwise inside the body by construction (see _inside_body)
+                _intersect(vessels, body, vessels_box)
+            _subtract(vessels, lungs, vessels_box)
+            _subtract(vessels, airways, vessels_box)
     clock.lap("vessels")
 
     # --- bone: dense components that hold some cortex, marrow filled in 3D.
-    bone = _bone(hu, hu_c, grid, body_c & ~vessels_c & ~lungs_c, cortex_hu, p, measured)
-    bone &= body & ~vessels & ~lungs & ~airways
+    bone, bone_box = _bone(hu, hu_c, grid, body_c & ~vessels_c & ~lungs_c, cortex_hu, p, measured)
+    if p.bone_hu <= p.body_hu:  # otherwise inside the body by construction (see _inside_body)
+        _intersect(bone, body, bone_box)
+    _subtract(bone, vessels, vessels_box)
+    _subtract(bone, lungs, lungs_box)
+    _subtract(bone, airways, airways_box)
     clock.lap("bone")
 
-    skin = body & ~(bone | lungs | airways | vessels)
+    # skin: the rest of the body. The segments are now disjoint subsets of it, so each is
+    # removed with an in-place XOR over its own box (no full-volume temporaries).
+    skin = body
+    for other, other_box in (
+        (bone, bone_box),
+        (lungs, lungs_box),
+        (airways, airways_box),
+        (vessels, vessels_box),
+    ):
+        if other_box is not None:
+            view = skin[other_box]
+            np.logical_xor(view, other[other_box], out=view)
     masks = {"skin": skin, "bone": bone, "lungs": lungs, "airways": airways, "vessels": vessels}
+    counts = {name: int(np.count_nonzero(mask)) for name, mask in masks.items()}
     for name in list(masks):
         if name in skipped:
             del masks[name]
-        elif not masks[name].any():
+        elif not counts[name]:
             skipped[name] = f"nothing found for {name}"
             del masks[name]
-    measured["volumes_ml"] = {n: float(m.sum()) * full_ml for n, m in masks.items()}
+    measured["volumes_ml"] = {n: counts[n] * full_ml for n in masks}
     clock.lap("skin")
     record: dict[str, Any] = _jsonable({"tool": TOOL, "version": VERSION, **asdict(p), "measured": measured})
     return TwinResult(masks=masks, parameters=record, skipped=skipped, timings_s=clock.timings)
@@ -251,24 +261,63 @@ def _bone(
     cortex_hu: float,
     p: TwinParameters,
     measured: dict[str, Any],
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[slice, ...] | None]:
     dense = allowed_c & (hu_c > p.bone_hu)
+    box = bounding_box(dense, 1)  # everything below works on this box (closing and filling stay in it)
+    if box is None:
+        return np.zeros(hu.shape, dtype=bool), None
+    origin = tuple(s.start for s in box)
+    dense = dense[box]
     labels, sizes = components(dense)
     n = len(sizes)
-    if n <= 1:
-        return np.zeros(hu.shape, dtype=bool)
-    cortex = grid.shrink_any(hu > cortex_hu)[: hu_c.shape[0]]
-    fraction = np.bincount(labels[cortex], minlength=n)[:n] / np.maximum(sizes, 1)
+    # A block is cortex when at least half its voxels are (as a rounded block mean of the mask).
+    block = hu.reshape(-1)[grid.block_indices(dense, origin)]  # rows follow np.flatnonzero(dense)
+    cortex = 2 * np.count_nonzero(block > cortex_hu, axis=1) >= block.shape[1]
+    cortex_labels = labels.reshape(-1)[np.flatnonzero(dense)[cortex]]
+    fraction = np.bincount(cortex_labels, minlength=n)[:n] / np.maximum(sizes, 1)
     keep = (sizes * grid.voxel_ml >= p.min_bone_ml) & (fraction >= p.min_cortex_fraction)
     keep[0] = False
     measured["bone_components"] = int(keep.sum())
     kept = keep[labels]
-    filled = fill_holes(closing(kept, grid.voxels_for_mm(p.bone_closing_mm)), open_along_k=True) & allowed_c
-    out = np.zeros(hu.shape, dtype=bool)
-    box = grid.full_box(filled, 1)
+    filled = fill_holes(closing(kept, grid.voxels_for_mm(p.bone_closing_mm)), open_along_k=True)
+    filled &= allowed_c[box]
+    return _refine_cropped(grid, filled, hu, lambda v: v > p.bone_hu, origin)
+
+
+def _refine_cropped(
+    grid: Grid,
+    coarse: np.ndarray,
+    hu: np.ndarray,
+    inside: Callable[[np.ndarray], np.ndarray],
+    origin: tuple[int, ...] = (0, 0, 0),
+) -> tuple[np.ndarray, tuple[slice, ...] | None]:
+    """(full-grid mask, its full-grid box or None when empty): ``refine`` on the coarse
+    mask's bounding box (one voxel of margin keeps it exact).
+
+    _inside_body: a mask whose coarse mask lies inside the body's and whose threshold
+    is stricter than the body's (bone > 200 HU, vessels >= 115 HU vs body > -400 HU) is
+    inside the refined body too: its interior blocks are body interior, and its band
+    voxels pass the body's threshold wherever the body is refined.
+    """
+    box = bounding_box(coarse, 1)
+    if box is None:
+        return np.zeros(hu.shape, dtype=bool), None
+    start = tuple(s.start + o for s, o in zip(box, origin, strict=True))
+    return refine(grid, coarse[box], hu, inside, start), grid.full_box(coarse[box], 1, start)
+
+
+def _intersect(mask: np.ndarray, other: np.ndarray, box: tuple[slice, ...] | None) -> None:
+    """``mask &= other`` in place, for a mask that is empty outside ``box``."""
     if box is not None:
-        out[box] = _refine(grid, filled, hu[box] > p.bone_hu, box)
-    return out
+        view = mask[box]
+        np.logical_and(view, other[box], out=view)
+
+
+def _subtract(mask: np.ndarray, other: np.ndarray, box: tuple[slice, ...] | None) -> None:
+    """``mask &= ~other`` in place (one pass, no temporary), for an ``other`` empty outside ``box``."""
+    if box is not None:
+        view = mask[box]
+        np.greater(view, other[box], out=view)  # for booleans, a > b is a & ~b
 
 
 def _darkest_in_block(hu: np.ndarray, grid: Grid, seed_c: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -36,7 +36,7 @@ def lung_components(hu_c: np.ndarray, inside_c: np.ndarray, grid: Grid, p: AirPa
     if n <= 1:
         return np.zeros_like(air)
     lo, hi = p.parenchyma_hu
-    parenchyma = np.bincount(labels.ravel(), weights=((hu_c >= lo) & (hu_c <= hi)).ravel(), minlength=n)[:n]
+    parenchyma = np.bincount(labels[air & (hu_c >= lo) & (hu_c <= hi)], minlength=n)[:n]
     fraction = parenchyma / np.maximum(sizes, 1)
     ml = sizes * grid.voxel_ml
     keep = (fraction >= p.min_parenchyma_fraction) & (ml >= p.min_lung_component_ml)
@@ -106,27 +106,22 @@ def grow_airways(
     Returns (mask on ``box``, threshold used). A step is a leak when the volume jumps
     by more than ``max_growth_ratio`` or passes ``max_airways_ml``; the previous step wins.
     """
-    roi = sitk.GetImageFromArray(np.ascontiguousarray(hu[box]))
+    roi = sitk.GetImageFromArray(hu[box])  # one copy of the box; results are read as views
     seed = [
         int(seed_full[2] - box[2].start),
         int(seed_full[1] - box[1].start),
         int(seed_full[0] - box[0].start),
     ]
-    best: np.ndarray | None = None
+    best: sitk.Image | None = None
     best_t = p.airway_thresholds_hu[0]
     previous_ml = 0.0
     for threshold in p.airway_thresholds_hu:
-        grown = (
-            sitk.GetArrayFromImage(
-                sitk.ConnectedThreshold(roi, seedList=[seed], lower=-32768, upper=threshold)
-            )
-            > 0
-        )
-        ml = float(grown.sum()) * voxel_ml
+        grown = sitk.ConnectedThreshold(roi, seedList=[seed], lower=-32768, upper=threshold)
+        ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(grown))) * voxel_ml
         if best is not None and (ml > p.max_airways_ml or ml > p.max_growth_ratio * previous_ml):
             break
         best, best_t, previous_ml = grown, threshold, ml
         if ml > p.max_airways_ml:  # leaked already at the strictest threshold
             break
     assert best is not None
-    return best, best_t
+    return sitk.GetArrayFromImage(best) > 0, best_t

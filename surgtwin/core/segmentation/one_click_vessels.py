@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surgtwin.core.segmentation.one_click_ops import Grid, components, dilate, opening
+from surgtwin.core.segmentation.one_click_ops import Box, Grid, bounding_box, components, dilate, opening
 
 
 @dataclass(frozen=True)
@@ -53,40 +53,48 @@ def find_cortex(
 
 def _vessel_like(
     cand: np.ndarray, hu_c: np.ndarray, near: np.ndarray, grid: Grid, min_ml: float, p: VesselParameters
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, keep flags per label, sizes): big, uniform components not enclosed by cortex.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Box]:
+    """(labels, keep flags per label, sizes, box): big, uniform components not enclosed by cortex.
 
+    ``labels`` covers ``box`` only: the candidates' bounding box plus the one-voxel shell.
     Blood is homogeneous (interquartile range a small fraction of its level); marrow
     mixed with trabeculae and thin cortex is not, even where its cortex is too thin to see.
     """
-    labels, sizes = components(cand)
+    box = bounding_box(cand, 1) or (slice(0, 0),) * 3
+    labels, sizes = components(cand[box])
     n = len(sizes)
     keep = np.zeros(n, dtype=bool)
     if n <= 1:
-        return labels, keep, sizes
+        return labels, keep, sizes, box
     shell = _grow_labels(labels)
     shell[labels > 0] = 0
     total = np.bincount(shell.ravel(), minlength=n)[:n]
-    touching = np.bincount(shell[near], minlength=n)[:n]
+    touching = np.bincount(shell[near[box]], minlength=n)[:n]
     keep = (sizes * grid.voxel_ml >= min_ml) & (touching <= p.max_cortex_contact * np.maximum(total, 1))
     keep[0] = False
-    for i in np.flatnonzero(keep):
-        q25, q50, q75 = np.percentile(hu_c[labels == i], [25, 50, 75])
-        keep[i] = (q75 - q25) <= p.max_spread * q50
-    return labels, keep, sizes
+    if keep.any():
+        hu_box = hu_c[box]
+        for i in np.flatnonzero(keep):
+            q25, q50, q75 = np.percentile(hu_box[labels == i], [25, 50, 75])
+            keep[i] = (q75 - q25) <= p.max_spread * q50
+    return labels, keep, sizes, box
 
 
 def _grow_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels extended by one voxel (6-neighbours) into the background around them."""
+    """Labels extended by one voxel (6-neighbours) into the background around them.
+
+    Neighbours are taken in the order -k, +k, -j, +j, -i, +i; the first one wins.
+    """
     grown = labels.copy()
     for axis in range(3):
         for shift in (1, -1):
-            moved = np.roll(labels, shift, axis=axis)
-            edge = [slice(None)] * 3
-            edge[axis] = slice(0, 1) if shift == 1 else slice(-1, None)
-            moved[tuple(edge)] = 0
-            free = grown == 0
-            grown[free] = moved[free]
+            dst = [slice(None)] * 3
+            src = [slice(None)] * 3
+            dst[axis], src[axis] = (
+                (slice(1, None), slice(None, -1)) if shift == 1 else (slice(None, -1), slice(1, None))
+            )
+            target = grown[tuple(dst)]
+            np.copyto(target, labels[tuple(src)], where=target == 0)
     return grown
 
 
@@ -96,7 +104,7 @@ def detect_contrast(
     """(aorta-level HU or None, a sentence saying what was found)."""
     cand = body_c & (hu_c >= p.detect_low_hu) & (hu_c <= cortex.hu) & ~cortex.near
     core = opening(cand, grid.voxels_for_mm(p.detect_opening_mm))
-    labels, keep, sizes = _vessel_like(core, hu_c, cortex.near, grid, p.detect_min_ml, p)
+    labels, keep, sizes, box = _vessel_like(core, hu_c, cortex.near, grid, p.detect_min_ml, p)
     if not keep.any():
         largest = float(sizes[1:].max() * grid.voxel_ml) if len(sizes) > 1 else 0.0
         soft = hu_c[body_c & (hu_c > -100) & (hu_c < p.detect_low_hu)]
@@ -107,7 +115,8 @@ def detect_contrast(
             f"99th percentile of soft tissue {level_99:.0f} HU)"
         )
     # The brightest large blood pool is the aorta (or heart); organs enhance less.
-    found = [(float(np.percentile(hu_c[labels == i], 75)), int(i)) for i in np.flatnonzero(keep)]
+    hu_box = hu_c[box]
+    found = [(float(np.percentile(hu_box[labels == i], 75)), int(i)) for i in np.flatnonzero(keep)]
     level, i = max(found)
     return level, f"contrast detected (aorta-level HU {level:.0f}, {sizes[i] * grid.voxel_ml:.0f} mL core)"
 
@@ -124,6 +133,8 @@ def vessels_coarse(
     cand = body_c & (hu_c >= low) & (hu_c <= high)
     r = grid.voxels_for_mm(p.opening_mm)
     core = opening(cand & ~cortex.near, r)
-    labels, keep, _ = _vessel_like(core, hu_c, cortex.near, grid, p.min_component_ml, p)
+    labels, keep, _, box = _vessel_like(core, hu_c, cortex.near, grid, p.min_component_ml, p)
+    kept = np.zeros_like(cand)
+    kept[box] = keep[labels]
     # Undo the opening's erosion, but only within the candidate.
-    return dilate(keep[labels], r + 1) & cand
+    return dilate(kept, r + 1) & cand
