@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-LIDC = REPO.parent / "shared" / "data" / "lidc0314_chest_ct" / "dicom"
+from _common import LIDC, machine, record
 
 CHILD = r"""
 import json, sys, time
@@ -76,16 +73,6 @@ def uncompressed_copy(target: Path) -> Path:
     return target
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def main() -> int:
@@ -109,11 +96,7 @@ def main() -> int:
         )
     print(text)
     if args.record:
-        doc = REPO / "docs" / "benchmarks.md"
-        if not doc.exists():
-            doc.write_text("# Benchmarks\n\nMeasured by the scripts in `benchmarks/`; newest last.\n\n")
-        with doc.open("a") as f:
-            f.write(text + "\n")
+        record(text)
     return 0
 
 

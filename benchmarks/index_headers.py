@@ -11,14 +11,11 @@ import argparse
 import datetime as dt
 import importlib
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+from _common import DATA, machine, record
 
 
 def main() -> int:
@@ -40,7 +37,7 @@ def main() -> int:
         [
             f"### Header indexing: all of ../shared/data ({dt.date.today().isoformat()})",
             "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+            f"Machine: {machine()}. "
             f"{files} files, {len(inventory.series)} series; median of {args.repeats}, warm cache.",
             "",
             "| mode | median s |",
@@ -52,8 +49,7 @@ def main() -> int:
     )
     print(text)
     if args.record:
-        with (REPO / "docs" / "benchmarks.md").open("a") as f:
-            f.write(text + "\n")
+        record(text)
     return 0
 
 

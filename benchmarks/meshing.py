@@ -19,31 +19,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import LIDC, REPO, machine, record
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-LIDC = REPO.parent / "shared" / "data" / "lidc0314_chest_ct" / "dicom"
 AIM_S = 5.0
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def main() -> int:
@@ -131,9 +117,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:
-        doc = REPO / "docs" / "benchmarks.md"
-        with doc.open("a") as f:
-            f.write("\n" + text)
+        record(text)
     return 0
 
 
