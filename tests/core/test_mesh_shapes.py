@@ -168,3 +168,16 @@ def test_large_multi_label_map_meshes_within_budget() -> None:
     # the shell keeps its shape: its vertices stay near radius 38.4..40 mm around (-45, 0, 0)
     r = np.linalg.norm(meshes[3].vertices - np.array([-45.0, 0.0, 0.0]), axis=1)
     assert 37.5 < r.min() and r.max() < 41.0
+
+
+def test_one_voxel_thick_shell_keeps_its_volume_through_smoothing() -> None:
+    """Sheets one voxel thick (thin bone on a 3 mm CT) must not be smoothed away."""
+    center = np.array([1.0, -2.0, 3.0])
+    shape, affine = centred_grid(center, 90.0, (3.0, 3.0, 3.0))
+    outer, inner = ellipsoid(center, (36.0, 33.0, 30.0)), ellipsoid(center, (33.0, 30.0, 27.0))
+    labels = voxelise(shape, affine, lambda p: outer(p) & ~inner(p))
+    label_mm3 = labels.sum() * 27.0
+    (mesh,) = mesh_label_map(labels, affine).values()
+    assert_clean(mesh)
+    assert mesh.volume_ml() * 1000 == pytest.approx(label_mm3, rel=0.02)
+    assert "volume_restore_offset_mm" in mesh.provenance  # restored, and it says so

@@ -312,6 +312,10 @@ def _arrays(poly: vtkPolyData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vertices, faces, boundary_labels(poly)
 
 
+# Smoothing may change a full-grid surface's volume by this fraction before it is restored.
+SMOOTHING_VOLUME_TOLERANCE = 0.02
+
+
 def _finish(
     surface: _LabelSurface,
     value: int,
@@ -327,11 +331,21 @@ def _finish(
         fixed_mm3 = (record["voxels"] + record["voxels_added_for_manifold"]) * voxel_mm3
     triangles: dict[str, int] = {"extracted": int(len(faces))}
     volumes: dict[str, float] = {"voxels": record["label_volume_mm3"], "voxels_after_fix": fixed_mm3}
-    if surface.factor > 1 and len(faces):
+    smoothed = signed_volume_mm3(vertices, faces) if len(faces) else 0.0
+    drifted = abs(smoothed - volumes["voxels"]) > SMOOTHING_VOLUME_TOLERANCE * volumes["voxels"]
+    # Coarse grids always; full-grid surfaces only when smoothing thinned them beyond the
+    # tolerance (sheets one voxel thick): otherwise vertices stay put, so boundaries shared
+    # with touching segments stay identical.
+    if len(faces) and (surface.factor > 1 or drifted):
         vertices, offset, volumes["smoothed"] = restore_volume(vertices, faces, volumes["voxels"])
+        for _ in range(3):  # the step is first-order: thin curved sheets need a few more
+            if abs(signed_volume_mm3(vertices, faces) - volumes["voxels"]) <= 0.002 * volumes["voxels"]:
+                break
+            vertices, step, _ = restore_volume(vertices, faces, volumes["voxels"])
+            offset += step
         record["volume_restore_offset_mm"] = round(offset, 4)
     else:
-        volumes["smoothed"] = signed_volume_mm3(vertices, faces) if len(faces) else 0.0
+        volumes["smoothed"] = smoothed
     if options.min_component_mm3 > 0 or options.keep_largest_component:
         vertices, faces, pieces = clean_components(
             vertices, faces, options.min_component_mm3, options.keep_largest_component
