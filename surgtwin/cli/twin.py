@@ -198,7 +198,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         data["distance"] = distance_between_points(_point(args.distance[0]), _point(args.distance[1]))
     if args.to_surface:
         name, point = args.to_surface
-        _, segmentation, _, meshes = _case_parts(scene, None)
+        _, segmentation, _, meshes = _case_parts(scene, args.segmentation)
         label = segmentation.label_of(name)
         mesh = next((m for m in meshes if m.segment_label == label), None)
         if mesh is None:
@@ -259,6 +259,9 @@ def register(sub: Any) -> None:
         nargs=2,
         metavar=("SEGMENT", "X,Y,Z"),
         help="signed distance from an LPS point to a segment's surface (negative inside)",
+    )
+    mea.add_argument(
+        "--segmentation", metavar="ID", help="for --to-surface: which segmentation (default: the first)"
     )
     mea.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
     mea.set_defaults(func=cmd_measure)

@@ -72,6 +72,11 @@ def test_rejects_what_is_not_a_ct_in_hu(sample_twin) -> None:
         one_click_twin(unitless)
     with pytest.raises(SegmentationError, match="no body"):
         one_click_twin(Volume(np.full((8, 16, 16), -1000, np.int16), np.eye(4), modality="CT", units="HU"))
+    # A coronal stack: slices along the patient's anterior-posterior axis.
+    coronal = np.array([[1.0, 0, 0, 0], [0, 0, 2.0, 0], [0, -2.0, 0, 0], [0, 0, 0, 1]])
+    with pytest.raises(SegmentationError, match="axial") as info:
+        one_click_twin(Volume(volume.voxels, coronal, modality="CT", units="HU"))
+    assert info.value.code == "not_axial"
 
 
 def test_cancellation(sample_twin) -> None:

@@ -87,6 +87,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# cos(45 deg): the slice normal must be closer to head-feet than to any other axis.
+AXIAL_MIN_COSINE = 0.7071
+
+
 def check_ct(volume: Volume) -> np.ndarray:
     """The voxels as HU, or a SegmentationError saying why this is not a CT in HU."""
     modality = (volume.modality or "").upper()
@@ -103,6 +107,15 @@ def check_ct(volume: Volume) -> np.ndarray:
     hu = volume.voxels
     if hu.dtype.kind not in "iuf":
         raise SegmentationError(f"voxels of type {hu.dtype} are not CT numbers", code="not_hu")
+    # The rules walk slices head to foot (trachea at the top, slice-wise hole filling):
+    # the slice axis k must run along the patient's long (S-I) axis.
+    if abs(float(volume.direction[2, 2])) < AXIAL_MIN_COSINE:
+        raise SegmentationError(
+            "the one-click twin needs axial slices (slice axis along head-feet); this volume's "
+            f"slice axis is {np.round(volume.direction[:, 2], 2).tolist()} in LPS — reformat it "
+            "to axial first",
+            code="not_axial",
+        )
     if min(hu.shape) < 3:
         raise SegmentationError(
             f"a volume of {hu.shape[::-1]} voxels is too thin for a twin (need 3 or more slices)"
