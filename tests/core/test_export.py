@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import trimesh
 
+from surgtwin.core.case import load_case, save_case
 from surgtwin.core.errors import MeshError, SegmentationError, SurgTwinError
 from surgtwin.core.export import export
+from surgtwin.core.export.dicom_seg import ONE_CLICK_ALGORITHM, name_codes
 from surgtwin.core.export.gltf import LPS_MM_TO_GLTF, srgb_to_linear
 from surgtwin.core.importer import load_volume
 from surgtwin.core.mesh.surface import SurfaceMesh
+from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.io import read_dicom_seg, read_label_map
-from surgtwin.core.segmentation.model import Segmentation
+from surgtwin.core.segmentation.model import Segment, Segmentation
 from surgtwin.core.volume import Volume
 from surgtwin.core.volume_files import read_volume_file
 
@@ -156,6 +159,77 @@ def test_dicom_seg_round_trip_is_exact(sample: tuple[Volume, Segmentation], tmp_
     assert back.segments[segmentation.label_of("liver")].terminology["code"] == "10200004"
 
 
+@pytest.mark.parametrize(
+    ("name", "category", "kind"),
+    [
+        ("liver_tumour", "49755003", "108369006"),  # Morphologically abnormal structure / Neoplasm
+        ("Liver Tumor", "49755003", "108369006"),
+        ("kidney_cyst", "49755003", "367643001"),  # Cyst
+        ("bone_metastasis", "49755003", "14799000"),  # Neoplasm, metastatic
+        ("lung-nodule", "49755003", "27925004"),  # Nodule
+        ("fatty_liver", "91723000", "10200004"),  # Liver, not adipose tissue
+        ("liver", "91723000", "10200004"),
+        ("fat", "91723000", "55603005"),
+        ("vessels", "91723000", "59820001"),  # Blood vessel
+        ("airways", "91723000", "89187006"),  # Airway structure
+        ("portal_vein", "91723000", "29092000"),  # Vein
+        ("spleenic", "85756007", "85756007"),  # no whole word known: Tissue
+        ("bones_and_stuff", "91723000", "272673000"),
+    ],
+)
+def test_dicom_seg_codes_match_whole_words(name: str, category: str, kind: str) -> None:
+    codes = name_codes(name)
+    assert (codes[0].value, codes[1].value) == (category, kind)
+    assert all(c.scheme_designator == "SCT" for c in codes)
+
+
+def test_dicom_seg_codes_and_algorithm_in_the_file(
+    sample: tuple[Volume, Segmentation], tmp_path: Path
+) -> None:
+    import pydicom
+
+    volume, original = sample
+    labels = np.zeros_like(original.labels)
+    labels[original.labels == original.label_of("liver")] = 1
+    labels[original.labels == original.label_of("aorta")] = 2
+    segments = {
+        1: Segment("liver_tumour", (0.6, 0.85, 0.35), provenance={"tool": "one_click_twin", "version": 1}),
+        2: Segment("kidney_cyst", (0.2, 0.4, 0.9), provenance={"tool": "paint"}),
+    }
+    seg = Segmentation(labels, original.ijk_to_lps.copy(), segments, name="mixed")
+    (path,) = export("seg", tmp_path, seg, [], volume)
+    items = pydicom.dcmread(path).SegmentSequence
+    assert [i.SegmentAlgorithmType for i in items] == ["AUTOMATIC", "SEMIAUTOMATIC"]
+    assert items[0].SegmentAlgorithmName == ONE_CLICK_ALGORITHM
+    assert [i.SegmentedPropertyTypeCodeSequence[0].CodeValue for i in items] == ["108369006", "367643001"]
+    assert {i.SegmentedPropertyCategoryCodeSequence[0].CodeValue for i in items} == {"49755003"}
+    back = read_dicom_seg(path, volume)
+    assert np.array_equal(back.labels, labels)
+    assert back.segments[1].provenance["algorithm_type"] == "AUTOMATIC"
+
+
+def test_dicom_seg_names_that_collide_when_truncated_import_uniquely(
+    sample: tuple[Volume, Segmentation], tmp_path: Path
+) -> None:
+    volume, original = sample
+    labels = np.zeros_like(original.labels)
+    labels[original.labels == original.label_of("liver")] = 1
+    labels[original.labels == original.label_of("aorta")] = 2
+    stem = "x" * 64
+    segments = {1: Segment(stem + "_one", (0.1, 0.2, 0.3)), 2: Segment(stem + "_two", (0.3, 0.2, 0.1))}
+    seg = Segmentation(labels, original.ijk_to_lps.copy(), segments, name="long names")
+    (path,) = export("seg", tmp_path, seg, [], volume)
+    back = read_dicom_seg(path, volume)
+    assert [s.name for s in back.segments.values()] == [stem, stem + "_2"]
+    assert any(f"-> {stem + '_2'!r}" in d for d in back.provenance["decisions"])
+    scene = Scene()
+    seg_id = scene.add(back)
+    save_case(scene, tmp_path / "case.stwin")
+    loaded = load_case(tmp_path / "case.stwin").segmentations[seg_id]
+    assert [s.name for s in loaded.segments.values()] == [stem, stem + "_2"]
+    assert np.array_equal(loaded.labels, labels)
+
+
 def test_dicom_seg_of_chosen_segments_renumbers(sample: tuple[Volume, Segmentation], tmp_path: Path) -> None:
     volume, segmentation = sample
     (path,) = export("seg", tmp_path, segmentation, [], volume, segments=["aorta", "liver"])
@@ -248,8 +322,28 @@ def test_sample_case_meshes_export_watertight(sample: tuple[Volume, Segmentation
             loaded.update({Path(k).stem if fmt == "stl" else k: g for k, g in _loaded(path).items()})
         for mesh in meshes:
             back = loaded[mesh.name]
-            assert (
-                back.is_watertight == trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).is_watertight
-            )
+            assert back.is_watertight is True
             scale = 1e9 if fmt == "glb" else 1.0
             assert back.volume * scale / 1000.0 == pytest.approx(mesh.volume_ml(), rel=0.005)
+
+
+def test_lidc_twin_bone_and_skin_export_watertight(shared_data: Path, tmp_path: Path) -> None:
+    """The real one-click twin of a chest CT: decimated bone and skin (where repair split
+    pinch points) come back closed from STL and 3MF, whose readers merge coincident vertices."""
+    from surgtwin.core.mesh import extract_meshes
+    from surgtwin.core.segmentation.one_click import one_click_twin, to_segmentation
+
+    volume, _ = load_volume(shared_data / "lidc0314_chest_ct" / "dicom")
+    segmentation = to_segmentation(one_click_twin(volume), volume)
+    labels = [segmentation.label_of(n) for n in ("bone", "skin")]
+    meshes = list(extract_meshes(segmentation, labels=labels).values())
+    for mesh in meshes:
+        assert mesh.provenance["quality"]["ok"] and not mesh.provenance["over_budget"], mesh.name
+    for fmt in ("stl", "3mf"):
+        loaded = {}
+        for path in export(fmt, tmp_path / fmt, segmentation, meshes, volume):
+            loaded.update({Path(k).stem if fmt == "stl" else k: g for k, g in _loaded(path).items()})
+        for mesh in meshes:
+            back = loaded[mesh.name]
+            assert back.is_watertight is True, (fmt, mesh.name)
+            assert back.volume / 1000.0 == pytest.approx(mesh.volume_ml(), rel=0.005), (fmt, mesh.name)

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from surgtwin.core.case import load_case, save_case
 from surgtwin.core.errors import SegmentationError
+from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.io import _KJI, read_dicom_seg, read_label_map
+from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 from surgtwin.core.volume_files import read_volume_file
 
@@ -92,6 +95,41 @@ def test_names_dict_unnamed_and_absent_labels(tmp_path: Path) -> None:
     seg = read_label_map(path, {2: "liver", 3: "spleen"}, _grid((4, 5, 6)))
     assert {k: s.name for k, s in seg.segments.items()} == {2: "liver", 7: "label_7"}
     assert np.array_equal(seg.labels, array)
+
+
+def _saved_and_loaded(seg: Segmentation, tmp_path: Path) -> Segmentation:
+    scene = Scene()
+    seg_id = scene.add(seg)
+    save_case(scene, tmp_path / "case.stwin")
+    back = load_case(tmp_path / "case.stwin").segmentations[seg_id]
+    assert {k: s.name for k, s in back.segments.items()} == {k: s.name for k, s in seg.segments.items()}
+    return back
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ({"1": "a", "2": "a"}, {1: "a", 2: "a_2"}),
+        ({"1": "label_2"}, {1: "label_2", 2: "label_2_2"}),
+        ({"2": "label_1"}, {1: "label_1_2", 2: "label_1"}),  # a name from the file wins
+        ({"1": "a", "2": "a", "3": "a_2"}, {1: "a", 2: "a_3", 3: "a_2"}),  # a suffix takes no given name
+    ],
+)
+def test_repeated_names_are_made_unique_and_recorded(
+    tmp_path: Path, names: dict[str, str], expected: dict[int, str]
+) -> None:
+    array = np.zeros((4, 5, 6), np.uint8)
+    for value in expected:
+        array[value, 1, 1] = value
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps(names))
+    seg = read_label_map(_write(tmp_path, array), names_file, _grid((4, 5, 6)))
+    assert {k: s.name for k, s in seg.segments.items()} == expected
+    renames = [d for d in seg.provenance["decisions"] if "renamed" in d]
+    wanted = {k: names.get(str(k), f"label_{k}") for k in expected}
+    renamed = [f"label {k} {wanted[k]!r} -> {v!r}" for k, v in expected.items() if v != wanted[k]]
+    assert len(renames) == 1 and renamed and all(r in renames[0] for r in renamed)
+    _saved_and_loaded(seg, tmp_path)
 
 
 def test_float_label_map_with_whole_values_is_accepted(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from surgtwin.core.segmentation.commands import (
     RemoveSegmentation,
     SetSegmentProperties,
 )
-from surgtwin.core.segmentation.model import Segmentation
+from surgtwin.core.segmentation.model import Segment, Segmentation
 from surgtwin.core.segmentation.tools import apply_mask, paint, split_islands
 
 SHAPE = (6, 8, 10)
@@ -112,6 +112,53 @@ def test_commands_naming_missing_objects_or_segments_fail_and_change_nothing() -
             history.execute(command)
     assert np.array_equal(seg.labels, before[0]) and seg.segments == before[1]
     assert scene.provenance == before[2] and len(history.undo_stack) == 2
+
+
+@pytest.mark.parametrize(
+    "color", [(255, 0, 0), (0.5, 0.5), (0.1, float("nan"), 0.2), (0.1, float("inf"), 0.2), (-0.1, 0, 0)]
+)
+def test_segment_colours_must_be_rgb_in_0_to_1(color: tuple[float, ...]) -> None:
+    with pytest.raises(SegmentationError, match="must be RGB in 0..1"):
+        Segment("liver", color)  # type: ignore[arg-type]
+    seg = new_seg()
+    with pytest.raises(SegmentationError, match="must be RGB in 0..1"):
+        seg.add_segment("liver", color)  # type: ignore[arg-type]
+    assert not seg.segments
+    with pytest.raises(SegmentationError, match=r"colour \(255, 0, 0\) must be RGB in 0..1"):
+        Segment("liver", (255, 0, 0))  # type: ignore[arg-type]
+
+
+def test_segment_names_are_non_empty_and_unique_within_a_segmentation() -> None:
+    seg = new_seg()
+    for blank in ("", "  "):
+        with pytest.raises(SegmentationError, match="non-empty"):
+            seg.add_segment(blank)
+    seg.add_segment("liver")
+    with pytest.raises(SegmentationError, match="already exists"):
+        seg.add_segment("liver")
+    with pytest.raises(SegmentationError, match="already exists"):
+        seg.insert_segment(5, Segment("liver", (0.1, 0.2, 0.3)))
+    with pytest.raises(SegmentationError, match="unique"):
+        Segmentation(seg.labels, seg.ijk_to_lps, {1: Segment("a", (0, 0, 0)), 2: Segment("a", (1, 1, 1))})
+    assert list(seg.segments) == [1]
+
+
+def test_commands_refuse_repeated_names_and_bad_colours() -> None:
+    scene, history, seg = seg_scene()
+    history.execute(AddSegment(seg, "liver"))
+    history.execute(AddSegment(seg, "aorta"))
+    with pytest.raises(CommandError, match="already exists"):
+        history.execute(SetSegmentProperties(seg, 2, name="liver"))
+    with pytest.raises(CommandError, match="must be RGB in 0..1"):
+        SetSegmentProperties(seg, 2, color=(255, 0, 0))
+    with pytest.raises(CommandError, match="non-empty"):
+        SetSegmentProperties(seg, 2, name=" ")
+    with pytest.raises(CommandError, match="must be RGB in 0..1"):
+        history.execute(AddSegment(seg, "kidney", (0.0, 2.0, 0.0)))
+    with pytest.raises(CommandError, match="already exists"):
+        history.execute(AddSegment(seg, "aorta"))
+    history.execute(SetSegmentProperties(seg, 2, name="aorta"))  # its own name is not a clash
+    assert [s.name for s in seg.segments.values()] == ["liver", "aorta"] and len(history.undo_stack) == 4
 
 
 def test_stale_edit_is_refused() -> None:

@@ -9,12 +9,14 @@ Label values become consecutive segment numbers 1..n (DICOM requires them so).
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 import surgtwin
 from surgtwin.core.errors import SegmentationError
@@ -25,23 +27,69 @@ from surgtwin.core.volume import Volume
 
 SEG_SERIES_NUMBER = 900  # clear of scanner series numbers, as other workstations do
 
-# SNOMED CT codes for common segment names (type, category); others are "Tissue".
-_ANATOMY = ("91723000", "Anatomical Structure")
-_KNOWN_TYPES: dict[str, tuple[str, str, tuple[str, str]]] = {
-    "skin": ("39937001", "Skin", _ANATOMY),
-    "bone": ("272673000", "Bone", _ANATOMY),
-    "muscle": ("71616004", "Skeletal muscle", _ANATOMY),
-    "fat": ("55603005", "Adipose tissue", _ANATOMY),
-    "liver": ("10200004", "Liver", _ANATOMY),
-    "spleen": ("78961009", "Spleen", _ANATOMY),
-    "kidney": ("64033007", "Kidney", _ANATOMY),
-    "aorta": ("15825003", "Aorta", _ANATOMY),
-    "lung": ("39607008", "Lung", _ANATOMY),
-    "stomach": ("69695003", "Stomach", _ANATOMY),
-    "pancreas": ("15776009", "Pancreas", _ANATOMY),
-    "gallbladder": ("28231008", "Gallbladder", _ANATOMY),
-    "tumour": ("108369006", "Neoplasm", ("49755003", "Morphologically Altered Structure")),
+# SNOMED CT codes (from the DICOM code dictionary) for words in segment names, matched
+# as whole words of the name split on "_", "-" and spaces. Lesion words are looked for
+# first, so "liver_tumour" is a neoplasm, not the liver; otherwise the last anatomy word
+# counts ("portal_vein" is a vein, "liver_vessels" vessels). Anything else is "Tissue".
+_ANATOMY = codes.SCT.AnatomicalStructure  # 91723000
+_ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure  # 49755003
+_LESION_TYPES: dict[str, Code] = {
+    "tumour": codes.SCT.Neoplasm,  # 108369006
+    "tumor": codes.SCT.Neoplasm,
+    "tumours": codes.SCT.Neoplasm,
+    "tumors": codes.SCT.Neoplasm,
+    "neoplasm": codes.SCT.Neoplasm,
+    "metastasis": codes.SCT.NeoplasmMetastatic,  # 14799000
+    "metastases": codes.SCT.NeoplasmMetastatic,
+    "mass": codes.SCT.Mass,  # 4147007
+    "nodule": codes.SCT.Nodule,  # 27925004
+    "nodules": codes.SCT.Nodule,
+    "cyst": codes.SCT.Cyst,  # 367643001
+    "cysts": codes.SCT.Cyst,
+    "lesion": codes.SCT.Lesion,  # 52988006
+    "lesions": codes.SCT.Lesion,
 }
+_ANATOMY_TYPES: dict[str, Code] = {
+    "skin": codes.SCT.Skin,  # 39937001
+    "bone": codes.SCT.Bone,  # 272673000
+    "bones": codes.SCT.Bone,
+    "muscle": codes.SCT.SkeletalMuscle,  # 127954009
+    "muscles": codes.SCT.SkeletalMuscle,
+    "fat": Code("55603005", "SCT", "Adipose tissue"),
+    "liver": codes.SCT.Liver,  # 10200004
+    "spleen": codes.SCT.Spleen,  # 78961009
+    "kidney": codes.SCT.Kidney,  # 64033007
+    "kidneys": codes.SCT.Kidney,
+    "aorta": codes.SCT.Aorta,  # 15825003
+    "artery": codes.SCT.Artery,  # 51114001
+    "arteries": codes.SCT.Artery,
+    "vein": codes.SCT.Vein,  # 29092000
+    "veins": codes.SCT.Vein,
+    "vessel": codes.SCT.BloodVessel,  # 59820001
+    "vessels": codes.SCT.BloodVessel,
+    "airway": codes.SCT.AirwayStructure,  # 89187006
+    "airways": codes.SCT.AirwayStructure,
+    "lung": codes.SCT.Lung,  # 39607008
+    "lungs": codes.SCT.Lung,
+    "stomach": codes.SCT.Stomach,  # 69695003
+    "pancreas": codes.SCT.Pancreas,  # 15776009
+    "gallbladder": codes.SCT.Gallbladder,  # 28231008
+}
+# Segments the one-click twin made (their provenance names this tool) are AUTOMATIC.
+_ONE_CLICK_TOOL = "one_click_twin"
+ONE_CLICK_ALGORITHM = "surgtwin one-click twin"
+
+
+def name_codes(name: str) -> tuple[Code, Code]:
+    """(category, type) SNOMED CT codes for a segment name, by whole words."""
+    words = [w for w in re.split(r"[_\-\s]+", name.lower()) if w]
+    for word in words:
+        if word in _LESION_TYPES:
+            return _ABNORMAL, _LESION_TYPES[word]
+    for word in reversed(words):
+        if word in _ANATOMY_TYPES:
+            return _ANATOMY, _ANATOMY_TYPES[word]
+    return codes.SCT.Tissue, codes.SCT.Tissue
 
 
 def _source_problem(volume: Volume | None) -> str | None:
@@ -113,11 +161,26 @@ def _codes(segment: Segment) -> tuple[Any, Any]:
                 term["category_code"], term["category_scheme"], term["category_meaning"]
             ), kind
         return codes.SCT.Tissue, kind
-    key = segment.name.lower()
-    for known, (code, meaning, (cat_code, cat_meaning)) in _KNOWN_TYPES.items():
-        if known in key:
-            return CodedConcept(cat_code, "SCT", cat_meaning), CodedConcept(code, "SCT", meaning)
-    return codes.SCT.Tissue, codes.SCT.Tissue
+    by_name = name_codes(segment.name)
+    return CodedConcept.from_code(by_name[0]), CodedConcept.from_code(by_name[1])
+
+
+def _algorithm(segment: Segment) -> tuple[Any, Any]:
+    """(SegmentAlgorithmType, AlgorithmIdentificationSequence): AUTOMATIC for what the
+    one-click twin made, otherwise SEMIAUTOMATIC (made or edited with surgtwin's tools);
+    never MANUAL, which would claim no algorithm was involved."""
+    import highdicom as hd
+
+    if segment.provenance.get("tool") == _ONE_CLICK_TOOL:
+        version = segment.provenance.get("version")
+        return hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, hd.AlgorithmIdentificationSequence(
+            name=ONE_CLICK_ALGORITHM,
+            family=codes.cid7162.MorphologicalOperations,
+            version=f"{surgtwin.__version__} (twin v{version})" if version else surgtwin.__version__,
+        )
+    return hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, hd.AlgorithmIdentificationSequence(
+        name="surgtwin", family=codes.cid7162.ManualProcessing, version=surgtwin.__version__
+    )
 
 
 def seg_bytes(segmentation: Segmentation, volume: Volume | None, labels: list[int]) -> bytes:
@@ -137,20 +200,18 @@ def seg_bytes(segmentation: Segmentation, volume: Volume | None, labels: list[in
         lookup[label] = number
     pixels = lookup[segmentation.labels]
     pixels = pixels.astype(np.uint8) if len(labels) <= 255 else pixels
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="surgtwin", family=codes.cid7162.ManualProcessing, version=surgtwin.__version__
-    )
     descriptions = []
     for number, label in enumerate(labels, start=1):
         segment = segmentation.segments[label]
         category, kind = _codes(segment)
+        algorithm_type, algorithm = _algorithm(segment)
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
                 segment_label=segment.name[:64],
                 segmented_property_category=category,
                 segmented_property_type=kind,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+                algorithm_type=algorithm_type,
                 algorithm_identification=algorithm,
                 display_color=hd.color.CIELabColor.from_rgb(*rgb255(segment.color)),
             )

@@ -21,7 +21,7 @@ from surgtwin.core.commands import AddObject, Command, RemoveObject, register_co
 from surgtwin.core.errors import CommandError, SegmentationError
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.colors import Color, default_color
-from surgtwin.core.segmentation.model import Segment, Segmentation
+from surgtwin.core.segmentation.model import Segment, Segmentation, checked_color, checked_name
 
 Start = tuple[int, int, int]  # (k, j, i) of a box's first voxel
 
@@ -364,11 +364,13 @@ class SetSegmentProperties(SegmentationCommand):
         unknown = set(changes) - set(_PROPERTIES)
         if unknown:
             raise CommandError(f"segments have no properties {sorted(unknown)} (only {list(_PROPERTIES)})")
-        if "color" in changes:
-            color = tuple(float(c) for c in changes["color"])
-            if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
-                raise CommandError(f"a colour is three numbers from 0 to 1, got {changes['color']!r}")
-            changes["color"] = color
+        try:
+            if "color" in changes:
+                changes["color"] = checked_color(changes["color"])
+            if "name" in changes:
+                changes["name"] = checked_name(changes["name"])
+        except SegmentationError as exc:
+            raise CommandError(f"cannot change segment {label}: {exc}") from exc
         self.label = int(label)
         self.changes = changes
         self.previous: dict[str, Any] = {}  # learnt on apply
@@ -377,8 +379,11 @@ class SetSegmentProperties(SegmentationCommand):
         seg = self.resolve(scene, "change a segment")
         segment = _require_segment(seg, self.label, "change a segment")
         name = self.changes.get("name")
-        if name is not None and any(s.name == name and k != self.label for k, s in seg.segments.items()):
-            raise CommandError(f"cannot rename segment {segment.name!r}: {name!r} is already taken")
+        if name is not None:
+            try:
+                seg.require_free_name(name, self.label)
+            except SegmentationError as exc:
+                raise CommandError(f"cannot rename segment {segment.name!r}: {exc}") from exc
         self.previous = {key: getattr(segment, key) for key in self.changes}
         for key, value in self.changes.items():
             setattr(segment, key, value)

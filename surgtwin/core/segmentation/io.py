@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import UID
 from scipy import ndimage
 
 from surgtwin.core.errors import SegmentationError
 from surgtwin.core.segmentation.colors import Color, default_color
-from surgtwin.core.segmentation.model import MAX_LABEL, Segment, Segmentation
+from surgtwin.core.segmentation.model import MAX_LABEL, Segment, Segmentation, unique_name
 from surgtwin.core.volume import Volume
 
 # Two grids are "the same" when their affines differ by less than this (mm): NIfTI stores
@@ -31,8 +31,29 @@ SAME_GRID_TOLERANCE_MM = 1e-3
 # (in voxels) to reference voxel centres.
 ON_GRID_TOLERANCE_VOXELS = 0.01
 
-# Errors that DICOM decoding and highdicom raise for files they cannot handle.
-_DECODE_ERRORS = (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, TypeError)
+# Errors that pydicom and highdicom raise for files they cannot read or decode. Not
+# AttributeError/KeyError/TypeError: those would hide bugs; missing attributes that
+# highdicom would trip over are checked for first (_REQUIRED).
+_DECODE_ERRORS = (
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    InvalidDicomError,
+    BytesLengthException,
+)
+# Attributes a SEG must have for highdicom and this reader to use it.
+_REQUIRED = (
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "SegmentationType",
+    "SegmentSequence",
+    "SharedFunctionalGroupsSequence",
+    "Rows",
+    "Columns",
+)
+_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 # Transfer syntaxes newer than pydicom 3.0 knows, named for the error message.
 _UNKNOWN_SYNTAXES = {"1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
 _KJI = np.eye(4)[[2, 1, 0, 3]]  # swaps (i, j, k) <-> (k, j, i); its own inverse
@@ -142,12 +163,36 @@ def read_label_map(
         name=path.name.split(".")[0],
         provenance={"source": "label_map", "path": str(path), "decisions": decisions},
     )
+    # Names from the file are claimed before automatic ones, so a given name is kept.
+    wanted = [(v, name_map[v]) for v in present if v in name_map]
+    wanted += [(v, f"label_{v}") for v in present if v not in name_map]
+    unique = _unique_names(wanted, decisions)
     for value in present:
-        name = name_map.get(value, f"label_{value}")
+        name = unique[value]
         segmentation.segments[value] = Segment(
             name=name, color=default_color(name), provenance={"source": "label_map", "label_in_file": value}
         )
     return segmentation
+
+
+def _unique_names(wanted: list[tuple[int, str]], decisions: list[str]) -> dict[int, str]:
+    """Label -> name, in ``wanted``'s order of priority, with repeated names made unique
+    (``a``, ``a_2``, ...; a suffix never takes a name wanted by another label); renames are
+    recorded in ``decisions``."""
+    reserved = {name for _, name in wanted}
+    claimed: set[str] = set()
+    names: dict[int, str] = {}
+    renamed: list[str] = []
+    for label, name in wanted:
+        if name in claimed:
+            new = unique_name(name, reserved | claimed)
+            renamed.append(f"label {label} {name!r} -> {new!r}")
+            name = new
+        claimed.add(name)
+        names[label] = name
+    if renamed:
+        decisions.append("segment names must be unique; renamed " + ", ".join(renamed))
+    return names
 
 
 def _last_line(exc: BaseException) -> str:
@@ -244,11 +289,15 @@ def read_dicom_seg(path: Path | str, reference: Volume) -> Segmentation:
         raise SegmentationError(f"DICOM SEG {path} not found")
     transfer_syntax = _transfer_syntax(path)
     try:
-        seg = hd.seg.segread(str(path))
+        dataset = pydicom.dcmread(path)
+        problem = _not_a_seg(dataset)
+        if problem:
+            raise SegmentationError(f"{path}: cannot be read as a DICOM SEG ({problem})")
+        seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
     except _DECODE_ERRORS as exc:
         raise SegmentationError(f"{path}: cannot be read as a DICOM SEG ({exc})") from exc
     numbers = [int(item.SegmentNumber) for item in seg.SegmentSequence]
-    if not numbers or max(numbers) > MAX_LABEL:
+    if not numbers or max(numbers) > MAX_LABEL or min(numbers) < 1 or len(set(numbers)) != len(numbers):
         raise SegmentationError(f"{path}: segment numbers {numbers} are not usable as labels")
     try:
         frames = np.asarray(seg.pixel_array).reshape(int(seg.get("NumberOfFrames", 1)), seg.Rows, seg.Columns)
@@ -282,9 +331,30 @@ def read_dicom_seg(path: Path | str, reference: Volume) -> Segmentation:
             "decisions": decisions,
         },
     )
+    wanted = []
     for item in seg.SegmentSequence:
-        segmentation.segments[int(item.SegmentNumber)] = _segment_from_item(item)
+        number = int(item.SegmentNumber)
+        label = str(item.get("SegmentLabel") or "").strip()
+        if not label:
+            decisions.append(f"SEG segment {number} has no label; called segment_{number}")
+        wanted.append((number, label or f"segment_{number}"))
+    names = _unique_names(wanted, decisions)
+    for item in seg.SegmentSequence:
+        number = int(item.SegmentNumber)
+        segmentation.segments[number] = _segment_from_item(item, names[number])
     return segmentation
+
+
+def _not_a_seg(dataset: Any) -> str | None:
+    """Why ``dataset`` is no usable SEG, or None."""
+    if str(dataset.get("SOPClassUID", "")) != _SEG_SOP_CLASS:
+        return f"SOP class {dataset.get('SOPClassUID', 'none')} is not Segmentation Storage"
+    missing = [keyword for keyword in _REQUIRED if keyword not in dataset]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if not all("SegmentNumber" in item for item in dataset.SegmentSequence):
+        return "a segment has no SegmentNumber"
+    return None
 
 
 def _transfer_syntax(path: Path) -> UID:
@@ -301,10 +371,9 @@ def _transfer_syntax(path: Path) -> UID:
     return uid
 
 
-def _segment_from_item(item: Any) -> Segment:
+def _segment_from_item(item: Any, name: str) -> Segment:
     import highdicom as hd
 
-    name = str(item.SegmentLabel)
     color: Color = default_color(name)
     if "RecommendedDisplayCIELabValue" in item:
         rgb = hd.color.CIELabColor.from_dicom_value([int(v) for v in item.RecommendedDisplayCIELabValue])

@@ -6,6 +6,8 @@ keeps boundaries between touching structures shared and edits simple to undo.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,43 @@ from surgtwin.core.volume import Volume
 MAX_LABEL = 65535
 
 
+def checked_name(name: Any) -> str:
+    """A segment name: a text that is not empty or blank."""
+    if not isinstance(name, str) or not name.strip():
+        raise SegmentationError(f"a segment name must be a non-empty text, got {name!r}")
+    return name
+
+
+def checked_color(color: Any, name: str = "") -> Color:
+    """An RGB colour of three finite numbers in 0..1 (as floats), else a SegmentationError."""
+    what = f"segment {name!r}: colour" if name else "colour"
+    try:
+        values = tuple(color)
+    except TypeError:
+        raise SegmentationError(f"{what} {color!r} must be RGB in 0..1") from None
+    if len(values) != 3 or not all(
+        isinstance(c, int | float | np.integer | np.floating)
+        and not isinstance(c, bool | np.bool_)
+        and math.isfinite(float(c))
+        and 0.0 <= float(c) <= 1.0
+        for c in values
+    ):
+        shown = tuple(float(c) if isinstance(c, np.generic) else c for c in values)
+        raise SegmentationError(f"{what} {shown!r} must be RGB in 0..1")
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def unique_name(name: str, taken: Iterable[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... : the first not in ``taken``."""
+    used = set(taken)
+    if name not in used:
+        return name
+    n = 2
+    while f"{name}_{n}" in used:
+        n += 1
+    return f"{name}_{n}"
+
+
 @dataclass
 class Segment:
     name: str
@@ -27,6 +66,10 @@ class Segment:
     )
     visible: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)  # how it was made (tool, parameters)
+
+    def __post_init__(self) -> None:
+        self.name = checked_name(self.name)
+        self.color = checked_color(self.color, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,12 +82,9 @@ class Segment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Segment:
-        color = tuple(float(c) for c in data["color"])
-        if len(color) != 3:
-            raise SegmentationError(f"segment {data.get('name')!r}: colour must have 3 components")
         return cls(
-            name=str(data["name"]),
-            color=(color[0], color[1], color[2]),
+            name=data["name"],
+            color=data["color"],
             terminology=data.get("terminology"),
             visible=bool(data.get("visible", True)),
             provenance=dict(data.get("provenance") or {}),
@@ -68,6 +108,11 @@ class Segmentation:
             raise SegmentationError("a label map is a 3D array of uint8 or uint16")
         if self.ijk_to_lps.shape != (4, 4):
             raise SegmentationError("ijk_to_lps must be a 4x4 matrix")
+        seen: set[str] = set()
+        for segment in self.segments.values():
+            if segment.name in seen:
+                raise SegmentationError(f"two segments are named {segment.name!r}; names must be unique")
+            seen.add(segment.name)
 
     @classmethod
     def empty_like(
@@ -108,12 +153,18 @@ class Segmentation:
 
     def add_segment(self, name: str, color: Color | None = None, **details: Any) -> int:
         """Register a new (empty) segment and return its label value; voxels are untouched."""
-        if any(s.name == name for s in self.segments.values()):
-            raise SegmentationError(f"a segment named {name!r} already exists")
+        segment = Segment(name=name, color=color or default_color(checked_name(name)), **details)
+        self.require_free_name(segment.name)
         label = self.next_label()
         self.ensure_dtype_for(label)
-        self.segments[label] = Segment(name=name, color=color or default_color(name), **details)
+        self.segments[label] = segment
         return label
+
+    def require_free_name(self, name: str, label: int | None = None) -> None:
+        """Refuse ``name`` when a segment other than ``label`` already has it."""
+        for other, segment in self.segments.items():
+            if segment.name == name and other != label:
+                raise SegmentationError(f"a segment named {name!r} already exists (label {other})")
 
     def insert_segment(self, label: int, segment: Segment, position: int | None = None) -> None:
         """Register ``segment`` under ``label`` at ``position`` in display order (default last)."""
@@ -121,8 +172,7 @@ class Segmentation:
             raise SegmentationError(f"segment label {label} is outside 1..{MAX_LABEL}")
         if label in self.segments:
             raise SegmentationError(f"label {label} is already segment {self.segments[label].name!r}")
-        if any(s.name == segment.name for s in self.segments.values()):
-            raise SegmentationError(f"a segment named {segment.name!r} already exists")
+        self.require_free_name(segment.name)
         self.ensure_dtype_for(label)
         items = list(self.segments.items())
         where = len(items) if position is None else max(0, min(position, len(items)))
