@@ -110,3 +110,29 @@ def test_vmtk_aorta_against_its_reference_surface() -> None:
     assert ours_to_ref.mean() < 0.5 and ref_to_ours.mean() < 0.5
     assert np.percentile(ours_to_ref, 95) < 1.0 and np.percentile(ref_to_ours, 95) < 1.5
     assert mesh.volume_ml() * 1000 == pytest.approx(ref_volume, rel=0.03)
+
+
+def test_cropped_ct_twin_meets_the_triangle_budget(shared_data: Path) -> None:
+    """TotalSegmentator's aorta_report crop: its skin (887k extracted triangles, a thin
+    shell on the full grid) reaches the budget and every mesh re-imports closed."""
+    import time
+
+    from surgtwin.core.importer import load_volume
+    from surgtwin.core.segmentation.one_click import one_click_twin, to_segmentation
+
+    volume, _ = load_volume(shared_data / "totalseg_example" / "aorta_report" / "ct_cropped.nii.gz")
+    segmentation = to_segmentation(one_click_twin(volume), volume)
+    started = time.perf_counter()
+    meshes = extract_meshes(segmentation)
+    seconds = time.perf_counter() - started
+    budget = MeshOptions().triangle_budget
+    assert budget is not None
+    for mesh in meshes.values():
+        record = mesh.provenance
+        assert mesh.triangle_count <= budget and record["over_budget"] is False, mesh.name
+        assert record["quality"]["ok"], mesh.name
+        merged = trimesh.Trimesh(np.round(mesh.vertices.astype(np.float32), 6), mesh.faces)  # as STL
+        assert merged.is_watertight, mesh.name
+        assert record["shared_boundaries"] is (not record["unshared_because"])
+    print(f"\naorta_report crop: meshes in {seconds:.1f} s")
+    assert seconds < 30

@@ -71,6 +71,7 @@ def test_cylinder_on_oblique_grid_after_decimation() -> None:
     assert mesh.volume_ml() * 1000 == pytest.approx(analytic, rel=0.03)
     assert mesh.provenance["decimation"]["result"] == "decimated"
     assert mesh.triangle_count < 0.35 * mesh.provenance["triangles"]["extracted"]
+    assert mesh.provenance["shared_boundaries"] is False  # decimated: vertices no longer shared
     assert_clean(mesh)
 
 
@@ -160,6 +161,8 @@ def test_large_multi_label_map_meshes_within_budget() -> None:
     assert set(meshes) == {1, 2, 3, 4}
     for value, mesh in meshes.items():
         assert mesh.triangle_count <= budget, (value, mesh.triangle_count)
+        assert mesh.provenance["over_budget"] is False
+        assert mesh.provenance["shared_boundaries"] is False  # grid factors differ
         assert_clean(mesh)
         label_mm3 = np.count_nonzero(labels == value) * voxel_mm3
         assert mesh.volume_ml() * 1000 == pytest.approx(label_mm3, rel=0.02), value
@@ -181,3 +184,94 @@ def test_one_voxel_thick_shell_keeps_its_volume_through_smoothing() -> None:
     assert_clean(mesh)
     assert mesh.volume_ml() * 1000 == pytest.approx(label_mm3, rel=0.02)
     assert "volume_restore_offset_mm" in mesh.provenance  # restored, and it says so
+
+
+def _boxes_touching(shift: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit cubes, the second moved by ``shift`` (touching at a corner or an edge), as
+    one mesh with separate vertex indices: manifold as stored, not once a reader merges."""
+    a = trimesh.creation.box(bounds=[[0, 0, 0], [10, 10, 10]])
+    b = trimesh.creation.box(bounds=[[0, 0, 0], [10, 10, 10]])
+    b.apply_translation(shift)
+    return np.vstack([a.vertices, b.vertices]), np.vstack([a.faces, b.faces + len(a.vertices)])
+
+
+def _stl_round_trip(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
+    import io
+
+    data = trimesh.Trimesh(vertices, faces, process=False).export(file_type="stl")
+    return trimesh.load(io.BytesIO(data), file_type="stl")
+
+
+@pytest.mark.parametrize("shift", [(10.0, 10.0, 10.0), (10.0, 10.0, 0.0)], ids=["corner", "edge"])
+def test_split_pinch_points_stay_apart_through_a_file(shift: tuple[float, float, float]) -> None:
+    from surgtwin.core.mesh.repair import repair_mesh
+
+    vertices, faces = _boxes_touching(shift)
+    assert check_mesh(vertices, faces, merge_digits=None).ok  # as stored
+    merged = check_mesh(vertices, faces)  # as a reader sees it: a pinch point or a 4-face edge
+    assert not merged.ok and merged.coincident_vertices in (1, 2)
+    if shift[2] == 0.0:  # a 4-face edge (trimesh's watertightness looks at edges only)
+        assert not _stl_round_trip(vertices, faces).is_watertight
+    v, f, actions, quality = repair_mesh(vertices, faces)
+    assert quality.ok and quality.coincident_vertices == 0, (actions, quality)
+    moved = np.linalg.norm(v[:, None] - vertices[None], axis=2).min(axis=1)
+    assert moved.max() >= 1e-3 and moved.max() <= 1e-2  # the copies moved a hair apart
+    back = _stl_round_trip(v, f)
+    assert back.is_watertight and back.volume == pytest.approx(2000.0, rel=1e-3)
+
+
+def test_small_holes_are_closed() -> None:
+    from surgtwin.core.mesh.repair import fill_holes, quick_repair
+
+    ball = trimesh.creation.icosphere(subdivisions=2, radius=10.0)
+    vertices, faces = np.asarray(ball.vertices), np.asarray(ball.faces, dtype=np.int64)
+    around = np.flatnonzero((faces == 0).any(axis=1))  # the 5 faces around vertex 0
+    keep = np.ones(len(faces), dtype=bool)
+    keep[around] = False
+    keep[-1] = False  # and one triangle elsewhere
+    v, f, n = fill_holes(vertices, faces[keep])
+    assert n == 2 and check_mesh(v, f).ok
+    assert signed_volume(v, f) == pytest.approx(ball.volume, rel=0.01)
+    v, f, actions, quality = quick_repair(vertices, faces[keep])
+    assert quality.ok and "closed 2 holes" in actions
+
+
+def signed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    return float(trimesh.Trimesh(v, f, process=False).volume)
+
+
+def test_decimation_continues_when_the_simplifier_stops_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fast_simplification
+
+    real = fast_simplification.simplify
+
+    def halfway(points, triangles, target_count, agg):  # removes at most half per call
+        return real(points, triangles, target_count=max(target_count, len(triangles) // 2), agg=agg)
+
+    monkeypatch.setattr("surgtwin.core.mesh.decimate.fast_simplification.simplify", halfway)
+    center = np.zeros(3)
+    shape, affine = centred_grid(center, 50, (1.0, 1.0, 1.0))
+    labels = voxelise(shape, affine, ellipsoid(center, (22.0, 18.0, 15.0)))
+    mesh = mesh_label_map(labels, affine, options=MeshOptions(triangle_budget=2_000))[1]
+    attempt = mesh.provenance["decimation"]["attempts"][0]
+    assert attempt["passes"] >= 3 and mesh.triangle_count <= 2_000
+    assert mesh.provenance["over_budget"] is False
+    assert mesh.provenance["shared_boundaries"] is False
+    assert "decimated" in mesh.provenance["unshared_because"]
+    assert_clean(mesh)
+
+
+def test_a_missed_budget_is_recorded_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(
+        "surgtwin.core.mesh.decimate.fast_simplification.simplify",
+        lambda points, triangles, target_count, agg: (points, triangles),  # never simplifies
+    )
+    center = np.zeros(3)
+    shape, affine = centred_grid(center, 50, (1.0, 1.0, 1.0))
+    labels = voxelise(shape, affine, ellipsoid(center, (22.0, 18.0, 15.0)))
+    with caplog.at_level("WARNING", logger="surgtwin.core.mesh.extract"):
+        mesh = mesh_label_map(labels, affine, options=MeshOptions(triangle_budget=2_000))[1]
+    assert mesh.provenance["over_budget"] is True and mesh.triangle_count > 2_000
+    assert "over the budget" in caplog.text

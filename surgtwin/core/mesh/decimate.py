@@ -1,10 +1,13 @@
 """Decimation to a triangle budget with fast_simplification (quadric edge collapse).
 
-One pass goes straight to the target face count (computed up front from the budget).
-Edge collapses can pinch thin parts into non-manifold edges or fold a sheet flat: the
-result is checked and repaired (numpy first, trimesh only if that is not enough). A
-failed or too lossy result is retried gentler (lower aggressiveness, then half the
-reduction); after that the segment keeps its undecimated mesh. Every attempt is recorded.
+One pass goes straight to the target face count (computed up front from the budget);
+when fast_simplification stops short of it (it does at low aggressiveness), up to
+``MAX_PASSES`` passes continue from its output. Edge collapses can pinch thin parts into
+non-manifold edges or fold a sheet flat: the result is repaired (numpy first, trimesh
+only if that is not enough) and checked as a file reader will see it (coincident
+vertices merged). A failed or too lossy result is retried gentler (lower aggressiveness,
+then half the reduction at the first aggressiveness); after that the segment keeps its
+undecimated mesh. Every attempt is recorded; the caller flags a mesh over its budget.
 
 fast_simplification keeps its mesh in module-global state and holds the GIL: calls
 are serialised with a lock, so meshing from several threads stays safe.
@@ -22,13 +25,16 @@ from surgtwin.core.mesh.quality import MeshQuality, signed_volume_mm3
 from surgtwin.core.mesh.repair import repair_mesh
 
 _SIMPLIFY_LOCK = threading.Lock()
+# A budget is aimed at with this margin, so the faces a repair adds (closed holes) stay under it.
+BUDGET_MARGIN = 0.995
+MAX_PASSES = 3
 
 
 def target_reduction(n_faces: int, budget: int | None, reduction: float | None) -> float:
     """Fraction of faces to remove: from a per-segment budget, a fraction, or both (the larger)."""
     wanted = 0.0
     if budget is not None and n_faces > budget:
-        wanted = 1.0 - budget / n_faces
+        wanted = 1.0 - BUDGET_MARGIN * budget / n_faces
     if reduction is not None:
         wanted = max(wanted, reduction)
     return float(min(max(wanted, 0.0), 0.99))
@@ -56,15 +62,14 @@ def decimate(
     agg = aggressiveness
     for n in range(attempts):
         target = max(int(round((1.0 - reduction) * len(faces))), 4)
-        with _SIMPLIFY_LOCK:
-            v, f = fast_simplification.simplify(points, triangles, target_count=target, agg=agg)
-        v, f = np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
+        v, f, passes = _simplify(points, triangles, target, agg)
         v, f, repairs, quality = repair_mesh(v, f)
         change = 100.0 * (quality.volume_mm3 - volume0) / volume0 if volume0 else 0.0
         attempt = {
             "reduction": round(reduction, 4),
             "target_faces": target,
             "aggressiveness": agg,
+            "passes": passes,
             "faces": int(len(f)),
             "volume_change_percent": round(change, 3),
             "repairs": repairs,
@@ -74,9 +79,31 @@ def decimate(
         if quality.ok and abs(change) <= max_volume_change_percent:
             record["result"] = "decimated"
             return v, f, record, quality
-        # first a gentler collapse order at the same budget, then half the reduction
-        agg = max(agg - 2.0, 1.0)
-        if n >= 1:
+        # first a gentler collapse order at the same budget, then half the reduction (at the
+        # first aggressiveness: lower ones stop far short of a large reduction)
+        if n == 0:
+            agg = max(aggressiveness - 2.0, 1.0)
+        else:
+            agg = aggressiveness
             reduction = reduction / 2.0
     record["result"] = "skipped: every attempt broke the surface or its volume; kept undecimated"
     return vertices, faces, record, None
+
+
+def _simplify(
+    points: np.ndarray, triangles: np.ndarray, target: int, agg: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """fast_simplification to ``target`` faces, continuing from its own output while it
+    stops more than 2 % short (at most ``MAX_PASSES`` passes)."""
+    v, f = points, triangles
+    passes = 0
+    while passes < MAX_PASSES:
+        n_before = len(f)
+        with _SIMPLIFY_LOCK:
+            v, f = fast_simplification.simplify(v, f, target_count=target, agg=agg)
+        v = np.ascontiguousarray(v, dtype=np.float64)
+        f = np.ascontiguousarray(f, dtype=np.int32)
+        passes += 1
+        if len(f) <= 1.02 * target or len(f) >= 0.98 * n_before:  # there, or no progress
+            break
+    return v, f.astype(np.int64), passes

@@ -113,11 +113,17 @@ def mesh_label_map(
             "units": "mm",
             "options": options.as_dict(),
             "grid_factor": factors[value],
-            "shared_boundaries": surface.shared,
+            "shared_boundaries": surface.shared and len(groups) == 1,
             "voxels": voxels[value],
             "voxels_added_for_manifold": surface.added_voxels,
             "label_volume_mm3": voxels[value] * voxel_mm3,
         }
+        unshared = [] if surface.shared else ["meshed alone (topology fix)"]
+        if len(groups) > 1:
+            unshared.append(
+                f"segments meshed at different grid factors ({', '.join(map(str, sorted(groups)))})"
+            )
+        record["unshared_because"] = unshared
         if value in sizes:
             record["size_estimate"] = sizes[value].as_dict()
         return _finish(surface, value, options, record, voxel_mm3, time.perf_counter())
@@ -344,6 +350,7 @@ def _finish(
             vertices, step, _ = restore_volume(vertices, faces, volumes["voxels"])
             offset += step
         record["volume_restore_offset_mm"] = round(offset, 4)
+        record["unshared_because"].append("volume restored (vertices moved)")
     else:
         volumes["smoothed"] = smoothed
     if options.min_component_mm3 > 0 or options.keep_largest_component:
@@ -365,6 +372,24 @@ def _finish(
     record["repairs"] = []
     if quality is None:  # undecimated: check (and if need be repair) the extracted surface
         vertices, faces, record["repairs"], quality = repair_mesh(vertices, faces)
+    if record["decimation"].get("result") == "decimated":
+        record["unshared_because"].append("decimated")
+    if record["repairs"]:
+        record["unshared_because"].append("repaired")
+    # true only while this surface's vertices are still those of the one multi-label mesh
+    # that every meshed segment was cut from: touching segments share them exactly
+    record["shared_boundaries"] = not record["unshared_because"]
+    budget = options.triangle_budget
+    if budget is not None:
+        record["over_budget"] = quality.faces > budget
+        if record["over_budget"]:
+            log.warning(
+                "label %d: %d triangles, over the budget of %d (decimation: %s)",
+                value,
+                quality.faces,
+                budget,
+                record["decimation"].get("result"),
+            )
     if pieces is None:
         pieces = {
             "pieces": quality.components,

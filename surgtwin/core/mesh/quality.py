@@ -1,8 +1,13 @@
-"""Checks that a triangle mesh is a closed, manifold, consistently outward-oriented surface."""
+"""Checks that a triangle mesh is a closed, manifold, consistently outward-oriented surface.
+
+The check judges the mesh as a file reader will see it: STL stores no vertex indices and
+3MF/OBJ/PLY readers merge coincident vertices, so vertices closer than ~1e-6 mm are
+merged first (two copies of a split pinch point at one position would come back as one).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,7 @@ class MeshQuality:
     inconsistent_edges: int  # edges whose two faces run the same way (winding flips)
     volume_mm3: float
     components: int
+    coincident_vertices: int = 0  # vertices a file reader would merge into another (before the check)
 
     @property
     def watertight(self) -> bool:
@@ -97,11 +103,40 @@ def _nonmanifold_vertices(faces: np.ndarray, first: np.ndarray, second: np.ndarr
     return int(np.count_nonzero(per_vertex > 1))
 
 
-def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> MeshQuality:
-    """Count what keeps a mesh from being a closed, oriented 2-manifold."""
+MERGE_DIGITS = 6  # vertices closer than ~1e-6 mm are the same vertex
+
+
+def merge_coincident(
+    vertices: np.ndarray, faces: np.ndarray, digits: int = MERGE_DIGITS
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Vertices equal after rounding to ``digits`` decimals (mm) merged into one, as STL
+    (no indices at all) and most mesh readers do. Returns the mesh and how many merged."""
+    if not len(vertices):
+        return vertices, faces, 0
+    key = np.round(vertices * 10.0**digits).astype(np.int64)
+    order = np.lexsort(key.T[::-1])
+    ordered = key[order]
+    new = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    n_unique = int(np.count_nonzero(new))
+    if n_unique == len(vertices):
+        return vertices, faces, 0
+    index = np.empty(len(vertices), dtype=np.int64)
+    index[order] = np.cumsum(new) - 1
+    return vertices[order[new]], index[faces], len(vertices) - n_unique
+
+
+def check_mesh(
+    vertices: np.ndarray, faces: np.ndarray, merge_digits: int | None = MERGE_DIGITS
+) -> MeshQuality:
+    """Count what keeps a mesh from being a closed, oriented 2-manifold, once coincident
+    vertices are merged (``merge_digits`` decimals of a mm; None: judge the indices as stored)."""
     n_v, n_f = len(vertices), len(faces)
     if n_f == 0:
         return MeshQuality(n_v, 0, 0, 0, 0, 0, 0, 0.0, 0)
+    if merge_digits is not None:
+        vertices, faces, merged = merge_coincident(vertices, faces, merge_digits)
+        if merged:
+            return replace(check_mesh(vertices, faces, None), vertices=n_v, coincident_vertices=merged)
     first, second, run = manifold_edge_slots(faces)
     # the two faces of a manifold edge traverse it in opposite directions
     tail_first = faces.ravel()[first]

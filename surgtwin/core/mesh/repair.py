@@ -15,14 +15,22 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from surgtwin.core.mesh.quality import (
+    MERGE_DIGITS,
     MeshQuality,
     check_mesh,
     corner_groups,
     manifold_edge_slots,
+    merge_coincident,
     signed_volume_mm3,
 )
 
-MERGE_DIGITS = 6  # vertices closer than ~1e-6 mm are the same vertex
+# A split pinch point's copies are moved apart by this fraction of their mean edge length,
+# kept within [min, max] mm: far above the 1e-6 mm at which readers merge vertices (and
+# float32 STL precision, ~6e-5 mm at 1 m), far below anything visible.
+PINCH_SEPARATION = 0.005
+PINCH_SEPARATION_MM = (1e-3, 1e-2)
+# Holes left by repair (a collapsed sheet's faces removed) up to this many edges are closed.
+MAX_HOLE_EDGES = 200
 
 
 def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,15 +41,109 @@ def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
     return vertices[used], new_index[faces]
 
 
-def split_nonmanifold_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Give every fan of faces around a vertex its own copy of that vertex (pinch points)."""
+def split_nonmanifold_vertices(
+    vertices: np.ndarray, faces: np.ndarray, separate: bool = True
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Give every fan of faces around a vertex its own copy of that vertex (pinch points).
+
+    With ``separate`` each copy is moved a little (``PINCH_SEPARATION`` of its edges,
+    1e-3..1e-2 mm) towards the centroid of its own fan, so the copies stay apart when a
+    file format or reader merges coincident vertices."""
     first, second, _ = manifold_edge_slots(faces)
     group = corner_groups(faces, first, second)
     n_groups = int(group.max()) + 1
     vertex_of_group = np.empty(n_groups, dtype=np.int64)
     vertex_of_group[group] = faces.ravel()
     used = np.unique(faces)
-    return vertices[vertex_of_group], group.reshape(-1, 3).astype(np.int64), int(n_groups - len(used))
+    new_vertices = vertices[vertex_of_group]
+    new_faces = group.reshape(-1, 3).astype(np.int64)
+    n_split = int(n_groups - len(used))
+    if separate and n_split:
+        copies = np.bincount(vertex_of_group, minlength=len(vertices))[vertex_of_group] > 1
+        new_vertices = _separate_copies(new_vertices, new_faces, copies)
+    return new_vertices, new_faces, n_split
+
+
+def _separate_copies(vertices: np.ndarray, faces: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """Move each ``moving`` vertex towards the centroid of its fan's other vertices."""
+    corner = faces.ravel()
+    pick = moving[corner]
+    if not pick.any():
+        return vertices
+    slot = np.flatnonzero(pick)
+    face, k = slot // 3, slot % 3
+    at = corner[slot]
+    n_v = len(vertices)
+    total = np.zeros((n_v, 3))
+    length = np.zeros(n_v)
+    count = np.zeros(n_v)
+    for step in (1, 2):
+        other = vertices[faces[face, (k + step) % 3]]
+        for axis in range(3):
+            total[:, axis] += np.bincount(at, weights=other[:, axis], minlength=n_v)
+        length += np.bincount(at, weights=np.linalg.norm(other - vertices[at], axis=1), minlength=n_v)
+        count += np.bincount(at, minlength=n_v)
+    idx = np.flatnonzero(moving & (count > 0))
+    direction = total[idx] / count[idx, None] - vertices[idx]
+    norm = np.linalg.norm(direction, axis=1)
+    ok = norm > 1e-9
+    idx, direction, norm = idx[ok], direction[ok], norm[ok]
+    lo, hi = PINCH_SEPARATION_MM
+    distance = np.clip(PINCH_SEPARATION * length[idx] / count[idx], lo, hi)
+    distance = np.minimum(distance, 0.25 * norm)  # never past the fan's own centroid
+    out = vertices.copy()
+    out[idx] += direction * (distance / norm)[:, None]
+    return out
+
+
+def fill_holes(
+    vertices: np.ndarray, faces: np.ndarray, max_edges: int = MAX_HOLE_EDGES
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Close simple boundary loops (each boundary vertex on one loop) of up to ``max_edges``
+    edges: a triangle, or a fan around a new vertex at the loop's centroid, wound like
+    the faces around it. Returns the mesh and the number of holes closed."""
+    u = faces.ravel()
+    v = faces[:, [1, 2, 0]].ravel()
+    n = np.int64(len(vertices))
+    undirected = np.minimum(u, v) * n + np.maximum(u, v)
+    keys, counts = np.unique(undirected, return_counts=True)
+    boundary = np.isin(undirected, keys[counts == 1])
+    if not boundary.any():
+        return vertices, faces, 0
+    # the hole runs against the faces around it: from v back to u
+    start, end = v[boundary], u[boundary]
+    if len(np.unique(start)) != len(start):
+        return vertices, faces, 0  # a vertex on two loops: not a simple hole
+    following = dict(zip(start.tolist(), end.tolist(), strict=True))
+    new_vertices: list[np.ndarray] = []
+    new_faces: list[list[int]] = []
+    seen: set[int] = set()
+    n_holes = 0
+    for first in start.tolist():
+        if first in seen:
+            continue
+        loop = [first]
+        seen.add(first)
+        nxt = following.get(first)
+        while nxt is not None and nxt != first and nxt not in seen and len(loop) <= max_edges:
+            loop.append(nxt)
+            seen.add(nxt)
+            nxt = following.get(nxt)
+        if nxt != first or len(loop) > max_edges or len(loop) < 3:
+            continue
+        n_holes += 1
+        if len(loop) == 3:
+            new_faces.append(loop)
+            continue
+        centre = int(n) + len(new_vertices)
+        new_vertices.append(vertices[loop].mean(axis=0))
+        new_faces.extend([a, b, centre] for a, b in zip(loop, loop[1:] + loop[:1], strict=True))
+    if not new_faces:
+        return vertices, faces, 0
+    if new_vertices:
+        vertices = np.vstack([vertices, np.array(new_vertices)])
+    faces = np.vstack([faces, np.array(new_faces, dtype=np.int64)])
+    return vertices, faces, n_holes
 
 
 def _drop_degenerate_and_duplicates(faces: np.ndarray) -> np.ndarray:
@@ -67,6 +169,10 @@ def quick_repair(
     quality = before if before is not None else check_mesh(vertices, faces)
     if quality.ok or not len(faces):
         return vertices, faces, actions, quality
+    if quality.coincident_vertices:  # work on the mesh a file reader would see
+        vertices, faces, n_merged = merge_coincident(vertices, faces)
+        actions.append(f"merged {n_merged} coincident vertices")
+        quality = check_mesh(vertices, faces, None)
     if quality.degenerate_faces or quality.nonmanifold_edges:
         n_f = len(faces)
         faces = _drop_degenerate_and_duplicates(faces)
@@ -75,11 +181,20 @@ def quick_repair(
             if not len(faces):
                 return vertices[:0], faces, actions, check_mesh(vertices[:0], faces)
             vertices, faces = compact(vertices, faces)
-        quality = check_mesh(vertices, faces)
+        quality = check_mesh(vertices, faces, None)
     if quality.nonmanifold_vertices or quality.nonmanifold_edges:
         vertices, faces, n = split_nonmanifold_vertices(vertices, faces)
-        actions.append(f"split {n} pinch-point vertices")
-        quality = check_mesh(vertices, faces)
+        actions.append(f"split {n} pinch-point vertices and moved their copies apart")
+        quality = check_mesh(vertices, faces, None)
+    if quality.boundary_edges:
+        vertices, faces, n = fill_holes(vertices, faces)
+        if n:
+            actions.append(f"closed {n} holes")
+            quality = check_mesh(vertices, faces, None)
+            if quality.nonmanifold_vertices:  # a hole whose rim touched itself
+                vertices, faces, n = split_nonmanifold_vertices(vertices, faces)
+                actions.append(f"split {n} pinch-point vertices and moved their copies apart")
+    quality = check_mesh(vertices, faces)  # as a file reader will see it
     if quality.volume_mm3 < 0 and quality.inconsistent_edges == 0:
         faces = faces[:, ::-1].copy()
         actions.append("turned normals outward")
@@ -124,9 +239,9 @@ def repair_mesh(
         else:
             actions.append("could not fill every hole")
     v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces, dtype=np.int64)
-    if check_mesh(v, f).nonmanifold_vertices:
+    if check_mesh(v, f, None).nonmanifold_vertices:
         v, f, n = split_nonmanifold_vertices(v, f)
-        actions.append(f"split {n} pinch-point vertices")
+        actions.append(f"split {n} pinch-point vertices and moved their copies apart")
     mesh = trimesh.Trimesh(v, f, process=False)
     if not mesh.is_winding_consistent:
         trimesh.repair.fix_winding(mesh)
