@@ -27,7 +27,7 @@ from surgtwin.core.scene import Scene, is_valid_object_id
 from surgtwin.core.volume import Volume
 
 # Modules whose commands register themselves on import; loaded before rebuilding one.
-_COMMAND_MODULES = ("surgtwin.core.segmentation.commands",)
+_COMMAND_MODULES = ("surgtwin.core.segmentation.commands", "surgtwin.core.plan.commands")
 
 COMMANDS: dict[str, type[Command]] = {}
 

@@ -1,6 +1,6 @@
 """Scene: the single source of truth of one case.
 
-A scene holds the case's objects (volumes, segmentations, surface meshes; plans later)
+A scene holds the case's objects (volumes, segmentations, surface meshes, planning objects)
 keyed by a stable object id, case metadata, and an append-only provenance log.
 Views, the headset and session peers observe it through :meth:`Scene.subscribe`
 and change it only through commands (:mod:`surgtwin.core.commands`), which call the
@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import surgtwin
 from surgtwin.core.mesh.surface import SurfaceMesh
+from surgtwin.core.plan.objects import PlanObject
 from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 
@@ -58,6 +59,7 @@ def object_kinds() -> tuple[str, ...]:
 register_object_kind("volume", Volume, "vol")
 register_object_kind("segmentation", Segmentation, "seg")
 register_object_kind("mesh", SurfaceMesh, "mesh")
+register_object_kind("plan", PlanObject, "plan")  # rulers, angles, trajectories, cut planes
 
 
 def utc_now_iso() -> str:
@@ -144,6 +146,10 @@ class Scene:
     @property
     def meshes(self) -> dict[str, SurfaceMesh]:
         return {oid: obj for oid, obj in self._objects.items() if isinstance(obj, SurfaceMesh)}
+
+    @property
+    def plans(self) -> dict[str, PlanObject]:
+        return {oid: obj for oid, obj in self._objects.items() if isinstance(obj, PlanObject)}
 
     def new_id(self, kind: str) -> str:
         """A fresh id, unique across machines (collaboration peers mint ids too)."""

@@ -1,7 +1,9 @@
-"""Per-kind manifest entries and array members: volumes, segmentations, surface meshes.
+"""Per-kind manifest entries and array members: volumes, segmentations, surface meshes,
+planning objects.
 
 Every object entry lists its arrays under ``"arrays"`` (role -> file, sha256, dtype,
-shape); writers return the entry and the (member, array) pairs to store.
+shape); writers return the entry and the (member, array) pairs to store. Planning
+objects have no arrays: their whole description is JSON in the entry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from surgtwin.core.case.reader import MANIFEST_NAME, CaseReader
 from surgtwin.core.errors import MeshError, SegmentationError, VolumeError
 from surgtwin.core.findings import Finding
 from surgtwin.core.mesh.surface import SurfaceMesh
+from surgtwin.core.plan.objects import PlanError, PlanObject, plan_from_dict
 from surgtwin.core.segmentation.model import MAX_LABEL, Segment, Segmentation
 from surgtwin.core.volume import Volume
 
@@ -96,9 +99,19 @@ def write_mesh(object_id: str, mesh: SurfaceMesh) -> tuple[dict[str, Any], Membe
     return entry, members
 
 
+def write_plan(object_id: str, plan: PlanObject) -> tuple[dict[str, Any], Members]:
+    """``{id, kind: "plan", type, name, color, visible, provenance, <points>..., arrays: {}}``."""
+    return {"id": object_id, "kind": "plan", **plan.to_dict(), "arrays": {}}, []
+
+
 Writer = Callable[[str, Any], tuple[dict[str, Any], Members]]
 Reader = Callable[[CaseReader, dict[str, Any], dict[str, str]], Any]
-WRITERS: dict[str, Writer] = {"volume": write_volume, "segmentation": write_segmentation, "mesh": write_mesh}
+WRITERS: dict[str, Writer] = {
+    "volume": write_volume,
+    "segmentation": write_segmentation,
+    "mesh": write_mesh,
+    "plan": write_plan,
+}
 
 
 # --- reading ---------------------------------------------------------------------
@@ -214,4 +227,21 @@ def read_mesh(reader: CaseReader, entry: dict[str, Any], kinds: dict[str, str]) 
         reader.fail(f"damaged: mesh {entry['id']} is not valid ({exc})")
 
 
-READERS: dict[str, Reader] = {"volume": read_volume, "segmentation": read_segmentation, "mesh": read_mesh}
+def read_plan(reader: CaseReader, entry: dict[str, Any], kinds: dict[str, str]) -> PlanObject:
+    # References (a cut plane's segmentation) may dangle: the object stays usable and
+    # says so when measured, as it would after the segmentation was removed in the scene.
+    arrays = reader.expect(entry.get("arrays", {}), dict, f"array list for {entry['id']}")
+    if arrays:
+        reader.fail(f"damaged: planning object {entry['id']} lists arrays, which planning objects never have")
+    try:
+        return plan_from_dict({k: v for k, v in entry.items() if k not in ("id", "kind", "arrays")})
+    except PlanError as exc:
+        reader.fail(f"damaged: planning object {entry['id']} is not valid ({exc})")
+
+
+READERS: dict[str, Reader] = {
+    "volume": read_volume,
+    "segmentation": read_segmentation,
+    "mesh": read_mesh,
+    "plan": read_plan,
+}
