@@ -1,5 +1,5 @@
 import sys
 
-from surgtwin.cli.main import main
+from surgtwin.app import main
 
 sys.exit(main())
