@@ -44,9 +44,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from surgtwin.core.case import save_case
     from surgtwin.core.commands import AddMesh, AddVolume, History
     from surgtwin.core.importer import load_volume
-    from surgtwin.core.mesh import extract_meshes
     from surgtwin.core.segmentation.commands import AddSegmentation
-    from surgtwin.core.segmentation.one_click import one_click_twin, to_segmentation
+    from surgtwin.core.twin import make_twin, mesh_segmentation
 
     require_existing(args.paths)
     if args.names and not args.labels:
@@ -66,21 +65,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         add_volume = AddVolume(volume)
         history.execute(add_volume)
 
-        clock = time.perf_counter()
         if args.labels:
+            clock = time.perf_counter()
             segmentation, source = _read_segmentation(args, volume)
+            segmentation.reference_volume_id = add_volume.object_id
+            timings["segment"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            meshes = mesh_segmentation(segmentation, progress)
+            timings["mesh"] = time.perf_counter() - clock
         else:
-            result = one_click_twin(volume, progress)
-            segmentation, source, skipped = to_segmentation(result, volume), "one_click", result.skipped
-        segmentation.reference_volume_id = add_volume.object_id
-        timings["segment"] = time.perf_counter() - clock
+            twin = make_twin(volume, add_volume.object_id, progress)
+            segmentation, meshes, skipped, source = twin.segmentation, twin.meshes, twin.skipped, "one_click"
+            timings.update(twin.timings_s)
         add_segmentation = AddSegmentation(segmentation)
         history.execute(add_segmentation)
-
-        clock = time.perf_counter()
-        meshes = extract_meshes(segmentation, progress=progress)
-        timings["mesh"] = time.perf_counter() - clock
-        for mesh in meshes.values():
+        for mesh in meshes:
             mesh.segmentation_id = add_segmentation.object_id
             history.execute(AddMesh(mesh))
 
@@ -94,7 +93,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         "case": str(output),
         "volume": {"name": volume.name, "modality": volume.modality, "dimensions": list(volume.shape_ijk)},
         "segmentation_source": source,
-        "segments": _segment_rows(segmentation, list(meshes.values())),
+        "segments": _segment_rows(segmentation, meshes),
         "skipped": skipped,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "seconds": round(time.perf_counter() - started, 3),

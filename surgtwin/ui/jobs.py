@@ -63,15 +63,11 @@ def open_path(path: Path, progress: Progress) -> OpenedData:
 
 
 def build_twin(volume: Volume, volume_id: str, progress: Progress) -> TwinData:
-    """One-click twin segments and one surface mesh per segment (as ``surgtwin build``)."""
-    from surgtwin.core.mesh import extract_meshes
-    from surgtwin.core.segmentation.one_click import one_click_twin, to_segmentation
+    """One-click twin segments and one surface mesh per segment (the same as ``surgtwin build``)."""
+    from surgtwin.core.twin import make_twin
 
-    result = one_click_twin(volume, progress)
-    segmentation = to_segmentation(result, volume, reference_volume_id=volume_id)
-    meshes = extract_meshes(segmentation, progress=progress)
-    progress.check()
-    return TwinData(segmentation, list(meshes.values()), dict(result.skipped))
+    twin = make_twin(volume, volume_id, progress)
+    return TwinData(twin.segmentation, twin.meshes, twin.skipped)
 
 
 def save(scene: Scene, path: Path, progress: Progress) -> Path:
