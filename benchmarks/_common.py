@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,3 +33,19 @@ def record(text: str) -> None:
         DOC.write_text("# Benchmarks\n\nMeasured by the scripts in `benchmarks/`; newest last.\n\n")
     with DOC.open("a") as f:
         f.write(text + "\n")
+
+
+def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --repeats and --record."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    return p
+
+
+def lidc_missing() -> bool:
+    """True (with a message) when the LIDC series these benchmarks use is not there."""
+    if LIDC.is_dir():
+        return False
+    print(f"LIDC series not found at {LIDC}", file=sys.stderr)
+    return True

@@ -11,7 +11,6 @@ Aim (issue 2): surgtwin no slower than SimpleITK; peak memory under 2x the volum
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import statistics
@@ -19,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import LIDC, machine, record
+from _common import LIDC, benchmark_parser, lidc_missing, machine, record
 
 CHILD = r"""
 import json, sys, time
@@ -73,15 +72,10 @@ def uncompressed_copy(target: Path) -> Path:
     return target
 
 
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args()
-    if not LIDC.is_dir():
-        print(f"LIDC series not found at {LIDC}", file=sys.stderr)
+    if lidc_missing():
         return 1
     import tempfile
 

@@ -7,7 +7,6 @@ Decides ``PARALLEL_MIN_FILES`` in surgtwin/core/dicom/scan.py. Warm page cache.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib
 import os
@@ -15,13 +14,11 @@ import statistics
 import sys
 import time
 
-from _common import DATA, machine, record
+from _common import DATA, benchmark_parser, machine, record
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args()
     scan_module = importlib.import_module("surgtwin.core.dicom.scan")
     files = sum(1 for p in DATA.rglob("*") if p.is_file())

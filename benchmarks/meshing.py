@@ -17,28 +17,22 @@ Prints Markdown; ``--record`` appends it to docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import statistics
 import sys
 import time
 
 import numpy as np
-from _common import LIDC, REPO, machine, record
+from _common import LIDC, REPO, benchmark_parser, lidc_missing, machine, record
 
 sys.path.insert(0, str(REPO))
 AIM_S = 5.0
 
 
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args()
-    if not LIDC.is_dir():
-        print(f"LIDC series not found at {LIDC}", file=sys.stderr)
+    if lidc_missing():
         return 1
     from surgtwin.core.importer import load_volume
     from surgtwin.core.mesh import extract_meshes

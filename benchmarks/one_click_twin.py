@@ -11,7 +11,6 @@ and aorta crop, LIDC).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -22,11 +21,9 @@ from typing import Any
 
 os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")  # VTK filters multi-threaded
 
-from _common import DATA, LIDC, REPO, machine, record
+from _common import DATA, LIDC, REPO, benchmark_parser, lidc_missing, machine, record
 
 sys.path.insert(0, str(REPO))
-
-
 
 
 def bare_simpleitk(volume: Any) -> float:
@@ -129,13 +126,10 @@ def accuracy() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="append the result to docs/benchmarks.md")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--accuracy", action="store_true", help="also print the accuracy tables")
     args = parser.parse_args()
-    if not LIDC.is_dir():
-        print(f"LIDC series not found at {LIDC}", file=sys.stderr)
+    if lidc_missing():
         return 1
     text = benchmark(args.repeats)
     print(text)
