@@ -119,11 +119,12 @@ class SceneRenderer:
         """(colour, visible, opacity) the mesh is drawn with."""
         mesh: SurfaceMesh = self.scene.get(mesh_id)
         key = self._segment_key(mesh)
-        color, visible = mesh.color, True
+        color, visible, case_opacity = mesh.color, True, 1.0
         if key is not None:
             segment = self.scene.get(key[0]).segments[key[1]]
-            color, visible = segment.color, segment.visible
-        opacity = self._opacity.get(key, self._opacity.get(mesh_id, 1.0))
+            color, visible, case_opacity = segment.color, segment.visible, segment.opacity
+        # A view setting (e.g. see-through skin) wins over the segment's own opacity.
+        opacity = self._opacity.get(key, self._opacity.get(mesh_id, case_opacity))
         visible = visible and mesh_id not in self._view_hidden and opacity > 0.0
         return (color, visible, opacity)
 

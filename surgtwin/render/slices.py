@@ -211,7 +211,7 @@ def _overlay_lut(segmentation: Segmentation, opacity: float) -> tuple[np.ndarray
     for label, segment in segmentation.segments.items():
         if segment.visible:
             colors[label] = segment.color
-            alpha[label] = opacity
+            alpha[label] = opacity * segment.opacity
     return colors, alpha
 
 

@@ -35,8 +35,9 @@ from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 from surgtwin.render import CT_WINDOW_PRESETS
 from surgtwin.ui import jobs
+from surgtwin.ui.data_panel import DataPanel
 from surgtwin.ui.errors import ErrorReport, describe_error
-from surgtwin.ui.panels import DataPanel, SegmentsPanel
+from surgtwin.ui.segments_panel import SegmentsPanel
 from surgtwin.ui.slice_view import SliceView, rgb_to_qimage
 from surgtwin.ui.view3d import View3D
 from surgtwin.ui.worker import Task
@@ -178,6 +179,19 @@ class MainWindow(QMainWindow):
         self.twin_action.setEnabled(found is not None)
         where = f" — {self.case_path}" if self.case_path else ""
         self.setWindowTitle(f"surgtwin — {self.scene.title or 'untitled'}{where}")
+
+    # --- what tools may ask (surgtwin.ui.view_tools.ToolContext) ----------------
+    def current_volume(self) -> tuple[str, Volume] | None:
+        return self.volume
+
+    def current_segmentation(self) -> tuple[str, Segmentation] | None:
+        return next(iter(self.scene.segmentations.items()), None)
+
+    def selected_segment(self) -> tuple[str, int] | None:
+        return self.segments_panel.selected()
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
 
     def set_window_preset(self, preset: str) -> None:
         for view in self.slice_views.values():

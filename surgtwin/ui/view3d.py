@@ -19,8 +19,6 @@ from surgtwin.render import SceneRenderer, capture_window, render_3d_snapshot
 
 logger = logging.getLogger(__name__)
 
-SEE_THROUGH = {"skin": 0.2}  # segment name -> default 3D opacity (a view setting, not saved)
-
 
 class View3D(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -60,7 +58,6 @@ class View3D(QWidget):
             self._unsubscribe()
             self._unsubscribe = None
         self.scene = scene
-        self._see_through_done: set[tuple[str, int]] = set()
         self._had_meshes = False
         if self.interactor is not None:
             self.scene_renderer = SceneRenderer(scene, self.interactor.renderer, on_change=self._changed)
@@ -74,7 +71,6 @@ class View3D(QWidget):
             return
         self._in_change = True
         try:
-            self._see_through_skin()
             self._update_camera(reset_camera)
         finally:
             self._in_change = False
@@ -82,17 +78,6 @@ class View3D(QWidget):
             self.interactor.render()
 
     _in_change = False
-
-    def _see_through_skin(self) -> None:
-        """A view default: the body surface is drawn translucent so the organs show."""
-        if self.scene_renderer is None or self.scene is None:
-            return
-        for seg_id, segmentation in self.scene.segmentations.items():
-            for label, segment in segmentation.segments.items():
-                key = (seg_id, label)
-                if segment.name in SEE_THROUGH and key not in self._see_through_done:
-                    self._see_through_done.add(key)
-                    self.scene_renderer.set_segment_opacity(seg_id, label, SEE_THROUGH[segment.name])
 
     def _update_camera(self, reset_camera: bool) -> None:
         if self.scene_renderer is not None and (reset_camera or not self._had_meshes):

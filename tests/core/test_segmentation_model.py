@@ -375,3 +375,25 @@ class EditMachine(RuleBasedStateMachine):
 
 EditMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_edits_match_numpy_model = EditMachine.TestCase
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), True, "0.5"])
+def test_segment_opacity_is_a_number_in_0_to_1(bad: object) -> None:
+    with pytest.raises(CommandError, match="opacity"):
+        SetSegmentProperties("seg-1", 1, opacity=bad)
+    with pytest.raises(SegmentationError, match="opacity"):
+        Segment("liver", (1.0, 0.0, 0.0), opacity=bad)  # type: ignore[arg-type]
+
+
+def test_segment_opacity_is_undoable_and_saved_in_the_case(tmp_path) -> None:
+    from surgtwin.core.case import load_case, save_case
+
+    scene, history, seg = seg_scene()
+    history.execute(AddSegment(seg, "liver"))
+    history.execute(SetSegmentProperties(seg, 1, opacity=0.35))
+    assert seg.segments[1].opacity == 0.35
+    save_case(scene, tmp_path / "c.stwin")
+    history.undo()
+    assert seg.segments[1].opacity == 1.0
+    loaded = load_case(tmp_path / "c.stwin")
+    assert loaded.get("seg-1").segments[1].opacity == 0.35

@@ -149,6 +149,12 @@ def _color(reader: CaseReader, value: Any, what: str) -> tuple[float, float, flo
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
+def _opacity(reader: CaseReader, value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        reader.fail(f"damaged: {MANIFEST_NAME} has an invalid opacity for segment {name!r}")
+    return float(value)
+
+
 def _segment(reader: CaseReader, data: Any, member: str) -> tuple[int, Segment]:
     reader.expect(data, dict, f"segment of {member}")
     label = reader.expect(data.get("label"), int, f"segment label in {member}")
@@ -165,6 +171,7 @@ def _segment(reader: CaseReader, data: Any, member: str) -> tuple[int, Segment]:
         color=_color(reader, data.get("color"), f"colour of segment {name!r}"),
         terminology=terminology,
         visible=reader.expect(data.get("visible", True), bool, f"visibility of segment {name!r}"),
+        opacity=_opacity(reader, data.get("opacity", 1.0), name),
         provenance=reader.expect(data.get("provenance", {}), dict, f"provenance of segment {name!r}"),
     )
 

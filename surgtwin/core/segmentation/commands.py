@@ -21,7 +21,13 @@ from surgtwin.core.commands import AddObject, Command, RemoveObject, register_co
 from surgtwin.core.errors import CommandError, SegmentationError
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.colors import Color, default_color
-from surgtwin.core.segmentation.model import Segment, Segmentation, checked_color, checked_name
+from surgtwin.core.segmentation.model import (
+    Segment,
+    Segmentation,
+    checked_color,
+    checked_name,
+    checked_opacity,
+)
 
 Start = tuple[int, int, int]  # (k, j, i) of a box's first voxel
 
@@ -350,12 +356,12 @@ class RemoveSegment(SegmentationCommand):
         return f"remove segment {name!r}"
 
 
-_PROPERTIES = ("name", "color", "visible", "terminology")
+_PROPERTIES = ("name", "color", "visible", "opacity", "terminology")
 
 
 @register_command
 class SetSegmentProperties(SegmentationCommand):
-    """Change a segment's name, colour, visibility and/or terminology (only those given)."""
+    """Change a segment's name, colour, visibility, opacity and/or terminology (only those given)."""
 
     kind = "set_segment_properties"
 
@@ -369,6 +375,8 @@ class SetSegmentProperties(SegmentationCommand):
                 changes["color"] = checked_color(changes["color"])
             if "name" in changes:
                 changes["name"] = checked_name(changes["name"])
+            if "opacity" in changes:
+                changes["opacity"] = checked_opacity(changes["opacity"])
         except SegmentationError as exc:
             raise CommandError(f"cannot change segment {label}: {exc}") from exc
         self.label = int(label)

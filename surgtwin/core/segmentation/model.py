@@ -46,6 +46,19 @@ def checked_color(color: Any, name: str = "") -> Color:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
+def checked_opacity(opacity: Any, name: str = "") -> float:
+    """An opacity: a finite number in 0..1 (0 = invisible, 1 = opaque)."""
+    what = f"segment {name!r}: opacity" if name else "opacity"
+    if (
+        isinstance(opacity, bool | np.bool_)
+        or not isinstance(opacity, int | float | np.integer | np.floating)
+        or not math.isfinite(float(opacity))
+        or not 0.0 <= float(opacity) <= 1.0
+    ):
+        raise SegmentationError(f"{what} {opacity!r} must be a number in 0..1")
+    return float(opacity)
+
+
 def unique_name(name: str, taken: Iterable[str]) -> str:
     """``name``, or ``name_2``, ``name_3``, ... : the first not in ``taken``."""
     used = set(taken)
@@ -66,10 +79,12 @@ class Segment:
     )
     visible: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)  # how it was made (tool, parameters)
+    opacity: float = 1.0  # display: 3D surface opacity and a factor on the slice overlay
 
     def __post_init__(self) -> None:
         self.name = checked_name(self.name)
         self.color = checked_color(self.color, self.name)
+        self.opacity = checked_opacity(self.opacity, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +92,7 @@ class Segment:
             "color": [float(c) for c in self.color],
             "terminology": self.terminology,
             "visible": self.visible,
+            "opacity": self.opacity,
             "provenance": self.provenance,
         }
 
@@ -88,6 +104,7 @@ class Segment:
             terminology=data.get("terminology"),
             visible=bool(data.get("visible", True)),
             provenance=dict(data.get("provenance") or {}),
+            opacity=float(data.get("opacity", 1.0)),
         )
 
 

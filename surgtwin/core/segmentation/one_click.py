@@ -46,6 +46,8 @@ from surgtwin.core.segmentation.one_click_vessels import (
 from surgtwin.core.volume import Volume
 
 SEGMENT_NAMES = ("skin", "bone", "lungs", "airways", "vessels")
+# Skin is drawn see-through so the organs inside show in 3D (the user can change it).
+DEFAULT_OPACITY = {"skin": 0.2}
 TOOL = "one_click_twin"
 VERSION = 1
 
@@ -369,7 +371,9 @@ def to_segmentation(
                 f"mask {name!r} has shape {mask.shape}, the volume {segmentation.labels.shape}"
             )
         label = segmentation.add_segment(
-            name, provenance={"tool": TOOL, "version": VERSION, "parameters": result.parameters}
+            name,
+            provenance={"tool": TOOL, "version": VERSION, "parameters": result.parameters},
+            opacity=DEFAULT_OPACITY.get(name, 1.0),
         )
         segmentation.labels[mask] = label
     segmentation.provenance = {
