@@ -40,6 +40,7 @@ from surgtwin.ui.errors import ErrorReport, describe_error
 from surgtwin.ui.segments_panel import SegmentsPanel
 from surgtwin.ui.slice_view import SliceView, rgb_to_qimage
 from surgtwin.ui.view3d import View3D
+from surgtwin.ui.view_tools import Preview
 from surgtwin.ui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,17 @@ class MainWindow(QMainWindow):
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
+
+    def tool_changed(self) -> None:
+        for view in self.slice_views.values():
+            view.update()
+
+    def set_preview(self, preview: Preview | None) -> None:
+        for view in self.slice_views.values():
+            view.set_preview(preview)
+
+    def run_task(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
+        return self._start(title, work, done)
 
     def set_window_preset(self, preset: str) -> None:
         for view in self.slice_views.values():

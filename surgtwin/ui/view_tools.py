@@ -56,8 +56,53 @@ class ToolContext(Protocol):
 
     def set_status(self, text: str) -> None: ...
 
+    def tool_changed(self) -> None:
+        """A tool's overlay changed: repaint the views (no re-rendering of the slices)."""
+        ...
+
+    def set_preview(self, preview: Preview | None) -> None:
+        """Show (or, with None, remove) a live preview in every slice view."""
+        ...
+
+    def run_task(self, title: str, work: Callable[..., object], done: Callable[[object], None]) -> bool:
+        """Run ``work(progress)`` off the GUI thread with progress and cancel, then
+        ``done(result)`` on the GUI thread; errors become a dialog. False if busy."""
+        ...
+
 
 ToWidget = Callable[[np.ndarray], QPointF]  # LPS point -> widget pixel in the view
+
+
+@dataclass(frozen=True)
+class ViewFrame:
+    """What an overlay needs to draw on a slice view right now."""
+
+    axis: str
+    to_widget: ToWidget
+    plane_point: np.ndarray  # (3,) a point on the shown plane, LPS mm
+    normal: np.ndarray  # (3,) the plane's unit normal, LPS
+    mm_per_pixel: float  # widget pixels -> mm at the current zoom
+
+    def distance_to_plane(self, lps: np.ndarray) -> float:
+        return float(abs((np.asarray(lps, dtype=np.float64) - self.plane_point) @ self.normal))
+
+
+# Draws persistent things (plan objects, ...) on a view; registered with SliceView.add_overlay.
+OverlayPainter = Callable[["QPainter", ViewFrame], None]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A live, uncommitted result shown over the slices (e.g. a threshold being tuned).
+
+    Pixels are coloured where the sampled intensity is within ``value_range`` (when given)
+    and the volume-grid ``mask[k, j, i]`` is true there (when given).
+    """
+
+    color: tuple[float, float, float] = (1.0, 1.0, 0.0)
+    value_range: tuple[float, float] | None = None
+    mask: np.ndarray | None = None
+    opacity: float = 0.5
 
 
 class SliceTool:
@@ -81,5 +126,5 @@ class SliceTool:
     def cancel(self) -> None:
         """Drop any unfinished gesture (Escape, tool switched, case replaced)."""
 
-    def paint(self, painter: QPainter, axis: str, to_widget: ToWidget, slice_lps: np.ndarray) -> None:
-        """Draw this tool's overlay on a view; ``slice_lps`` is a point on its plane."""
+    def paint(self, painter: QPainter, frame: ViewFrame) -> None:
+        """Draw this tool's unfinished gesture on a view."""
