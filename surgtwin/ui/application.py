@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from surgtwin.ui.main_window import MainWindow
@@ -36,13 +37,59 @@ def install_error_hook(window: MainWindow) -> None:
     sys.excepthook = hook
 
 
-def run_app(path: str | Path | None = None) -> int:
-    """Show the main window, open ``path`` (a DICOM folder/zip/file or a .stwin case) and run."""
+class Script:
+    """``--twin``, ``--screenshot`` and ``--quit``: steps run one after the other when the
+    window is idle (each long step runs in the window's background task)."""
+
+    def __init__(self, window: MainWindow, steps: list[Callable[[], object]], quit_when_ready: bool) -> None:
+        self.window = window
+        self.steps = steps
+        self.quit_when_ready = quit_when_ready
+        self.exit_code = 0
+        self._timer = QTimer(window)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._next)
+        self._timer.start()
+
+    def _next(self) -> None:
+        if not self.window.settled:
+            return
+        if self.window.last_error is not None and self.quit_when_ready:
+            print(f"surgtwin: {self.window.last_error.text}", file=sys.stderr)
+            self.exit_code = 1
+            self.steps.clear()
+        if self.steps:
+            self.steps.pop(0)()
+            return
+        self._timer.stop()
+        if self.quit_when_ready:
+            QApplication.instance().exit(self.exit_code)
+
+
+def run_app(
+    path: str | Path | None = None,
+    *,
+    twin: bool = False,
+    screenshot: Path | None = None,
+    quit_when_ready: bool = False,
+) -> int:
+    """Show the main window, open ``path`` (a DICOM folder/zip/file or a .stwin case) and run.
+
+    ``twin`` builds the one-click twin once it is open; ``screenshot`` saves a picture of
+    the window when everything asked for is done; ``quit_when_ready`` then closes the app
+    (exit 1 if a step failed, its message on stderr)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = create_application()
     window = MainWindow()
     install_error_hook(window)
     window.show()
+    steps: list[Callable[[], object]] = []
     if path is not None:
-        window.open_path(path)
-    return int(app.exec())
+        steps.append(lambda: window.open_path(path))
+    if twin:
+        steps.append(window.one_click_twin)
+    if screenshot is not None:
+        steps.append(lambda: window.save_screenshot(screenshot))
+    script = Script(window, steps, quit_when_ready)
+    code = int(app.exec())
+    return script.exit_code or code

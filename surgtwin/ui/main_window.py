@@ -244,6 +244,11 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         return self.task is not None and self.task.running
 
+    @property
+    def settled(self) -> bool:
+        """No background task and no view update pending (scripts and tests wait for this)."""
+        return not self.busy and not self._refresh_timer.isActive()
+
     def _start(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
         if self.busy:
             self.status.setText(f"Wait for {self.task.title.lower()} to finish (or cancel it) first")
@@ -368,6 +373,19 @@ class MainWindow(QMainWindow):
             painter.drawImage(top_left, frame)
             painter.end()
         return image
+
+    def save_screenshot(self, path: str | Path) -> bool:
+        """Save :meth:`screenshot` as a PNG (the format follows the suffix)."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.screenshot().save(str(path)):
+                raise OSError(f"could not write an image to {path}")
+        except OSError as exc:
+            self.report_error("Screenshot", exc)
+            return False
+        self.set_status(f"Screenshot saved to {path}")
+        return True
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.task is not None and self.task.running:

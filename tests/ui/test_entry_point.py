@@ -21,6 +21,8 @@ from surgtwin.app import main, wants_cli
         (["--help"], True),
         (["--version"], True),
         (["-v", "show", "c.stwin"], True),
+        (["sample_dicom", "--twin", "--screenshot", "a.png", "--quit"], False),
+        (["--twin"], False),
     ],
 )
 def test_routing(argv, cli):
