@@ -84,6 +84,11 @@ def wait(app, condition, timeout_s: float) -> None:
         time.sleep(0.001)
 
 
+def pause(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    wait(app, lambda: time.perf_counter() > end, seconds + 5)
+
+
 def one_run(app, sample_stacks: bool) -> tuple[dict[str, float], Counter[str], dict[str, float]]:
     from surgtwin.ui.main_window import MainWindow
 
@@ -111,8 +116,8 @@ def one_run(app, sample_stacks: bool) -> tuple[dict[str, float], Counter[str], d
             if errors:
                 raise RuntimeError(f"{phase} failed: {errors[0].text}")
             beat.set_phase(f"after {phase}")
-            settle = time.perf_counter() + 1.0  # let queued repaints and mesh uploads run
-            wait(app, lambda: time.perf_counter() > settle, 5)
+            wait(app, lambda: window.settled, 30)
+            pause(app, 1.0)  # let queued repaints and mesh uploads run
     finally:
         beat.stop()
         window.close()

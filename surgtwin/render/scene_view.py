@@ -15,9 +15,15 @@ import numpy as np
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL implementations)
 from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
 from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPlane, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
-from vtkmodules.vtkRenderingCore import vtkActor, vtkLightKit, vtkPolyDataMapper, vtkRenderer
+from vtkmodules.vtkRenderingCore import (
+    vtkAbstractMapper,
+    vtkActor,
+    vtkLightKit,
+    vtkPolyDataMapper,
+    vtkRenderer,
+)
 
 from surgtwin.core.mesh.surface import SurfaceMesh
 from surgtwin.core.scene import Scene, SceneEvent
@@ -89,6 +95,7 @@ class SceneRenderer:
         self._actors: dict[str, vtkActor] = {}
         self._opacity: dict[object, float] = {}  # (segmentation_id, label) or mesh id -> 0..1
         self._view_hidden: set[str] = set()
+        self._clipping_plane: vtkPlane | None = None
         for object_id in scene.ids("mesh"):
             self._add(object_id)
         self._unsubscribe: Callable[[], None] | None = scene.subscribe(self._on_event)
@@ -105,6 +112,14 @@ class SceneRenderer:
 
     def visible_mesh_ids(self) -> list[str]:
         return [oid for oid, actor in self._actors.items() if actor.GetVisibility()]
+
+    def mesh_id_of(self, actor: object) -> str | None:
+        """The scene id of the mesh drawn by ``actor`` (None for any other prop)."""
+        return next((oid for oid, shown in self._actors.items() if shown is actor), None)
+
+    @property
+    def clipping_plane(self) -> vtkPlane | None:
+        return self._clipping_plane
 
     def _segment_key(self, mesh: SurfaceMesh) -> tuple[str, int] | None:
         seg_id, label = mesh.segmentation_id, mesh.segment_label
@@ -141,6 +156,12 @@ class SceneRenderer:
         """Hide a mesh in this view only (segment visibility is case data: use a command)."""
         (self._view_hidden.add if hidden else self._view_hidden.discard)(mesh_id)
         self._refresh_all()
+
+    def set_clipping_plane(self, plane: vtkPlane | None) -> None:
+        """Clip every mesh (now and later ones) by ``plane``: the side its normal points to stays."""
+        self._clipping_plane = plane
+        for actor in self._actors.values():
+            set_mapper_clipping(actor.GetMapper(), plane)
 
     def set_camera(self, preset: str = "anterior", zoom: float = 1.0) -> None:
         """Look at the visible meshes from a named side (see :data:`CAMERA_PRESETS`)."""
@@ -191,6 +212,7 @@ class SceneRenderer:
         mapper = vtkPolyDataMapper()
         mapper.SetInputData(mesh_to_polydata(self.scene.get(mesh_id)))
         mapper.ScalarVisibilityOff()
+        set_mapper_clipping(mapper, self._clipping_plane)
         actor = vtkActor()
         actor.SetMapper(mapper)
         prop = actor.GetProperty()
@@ -216,6 +238,13 @@ class SceneRenderer:
     def _refresh_all(self) -> None:
         for mesh_id in self._actors:
             self._refresh(mesh_id)
+
+
+def set_mapper_clipping(mapper: vtkAbstractMapper, plane: vtkPlane | None) -> None:
+    """Make ``plane`` the mapper's only clipping plane (None: no clipping); surfaces and volumes."""
+    mapper.RemoveAllClippingPlanes()
+    if plane is not None:
+        mapper.AddClippingPlane(plane)
 
 
 def _checked_opacity(opacity: float) -> float:

@@ -63,6 +63,7 @@ class Script:
             return
         self._timer.stop()
         if self.quit_when_ready:
+            self.window.close_discarding()  # a scripted run keeps nothing but its screenshot
             QApplication.instance().exit(self.exit_code)
 
 
@@ -83,7 +84,8 @@ def run_app(
     window = MainWindow()
     install_error_hook(window)
     window.show()
-    steps: list[Callable[[], object]] = []
+    # A person starting the app is offered what a crash left; a scripted --quit run is not.
+    steps: list[Callable[[], object]] = [] if quit_when_ready else [window.offer_recovery]
     if path is not None:
         steps.append(lambda: window.open_path(path))
     if twin:

@@ -13,34 +13,41 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QFileDialog,
-    QGridLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QToolBar,
     QWidget,
 )
 
-from surgtwin.core.commands import AddMesh, AddVolume, Command, CommandGroup, History
+from surgtwin.core.commands import AddMesh, Command, CommandGroup, History
 from surgtwin.core.dicom import Inventory
 from surgtwin.core.findings import Finding
 from surgtwin.core.scene import Scene, SceneEvent
-from surgtwin.core.segmentation.commands import AddSegmentation, SetSegmentProperties
+from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 from surgtwin.render import CT_WINDOW_PRESETS
 from surgtwin.ui import jobs
+from surgtwin.ui.case_actions import CaseActions
 from surgtwin.ui.data_panel import DataPanel
+from surgtwin.ui.drop import enable_drop
 from surgtwin.ui.errors import ErrorReport, describe_error
+from surgtwin.ui.menus import build_menus, tool_label
+from surgtwin.ui.mesh_updater import MeshUpdater
+from surgtwin.ui.plan_overlay import PlanOverlay
+from surgtwin.ui.plan_panel import PlanPanel
+from surgtwin.ui.segment_editor import SegmentEditor
 from surgtwin.ui.segments_panel import SegmentsPanel
 from surgtwin.ui.slice_view import SliceView, rgb_to_qimage
+from surgtwin.ui.unsaved import ChangeTracker
 from surgtwin.ui.view3d import View3D
-from surgtwin.ui.view_tools import Preview
+from surgtwin.ui.view3d_controls import View3DControls
+from surgtwin.ui.view_grid import ViewGrid
+from surgtwin.ui.view_tools import Preview, SliceTool
 from surgtwin.ui.worker import Task
 
 logger = logging.getLogger(__name__)
@@ -48,7 +55,7 @@ logger = logging.getLogger(__name__)
 AXES = ("axial", "coronal", "sagittal")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(CaseActions, QMainWindow):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("surgtwin")
@@ -68,92 +75,61 @@ class MainWindow(QMainWindow):
 
         self.slice_views = {axis: SliceView(axis) for axis in AXES}
         self.view_3d = View3D()
-        central = QWidget()
-        grid = QGridLayout(central)
-        grid.setContentsMargins(2, 2, 2, 2)
-        grid.setSpacing(2)
-        grid.addWidget(self.slice_views["axial"], 0, 0)
-        grid.addWidget(self.view_3d, 0, 1)
-        grid.addWidget(self.slice_views["coronal"], 1, 0)
-        grid.addWidget(self.slice_views["sagittal"], 1, 1)
-        for i in (0, 1):
-            grid.setColumnStretch(i, 1)
-            grid.setRowStretch(i, 1)
-        self.setCentralWidget(central)
+        self.view_3d.set_context(self)
+        self.view_3d.picked.connect(self._show_pick)
+        self.view_grid = ViewGrid(self.slice_views, self.view_3d)
+        self.setCentralWidget(self.view_grid)
 
         self.data_panel = DataPanel()
-        self.segments_panel = SegmentsPanel(self.set_segment_visible)
+        self.scan: jobs.ScanData | None = None
+        self.data_panel.series_chosen.connect(self.open_series)
+        self._drop_filter = enable_drop(self, self.open_dropped)
+        self.segments_panel = SegmentsPanel(self)
+        self.segment_editor = SegmentEditor(self)  # after the panel: it asks for the selection
+        self.segments_panel.selection_changed.connect(lambda _key: self.segment_editor.refresh())
+        self.plan_panel = PlanPanel(self)
+        self.plan_panel.tool_requested.connect(self.set_tool)
+        self.plan_panel.reslice_requested.connect(self.show_planes)
+        self.plan_panel.reslice_cleared.connect(self.clear_planes)
+        self.tool: SliceTool | None = None
+        self.view3d_controls = View3DControls(self.view_3d)
+        for view in self.slice_views.values():
+            view.add_overlay(PlanOverlay(lambda: self.scene))
+            view.window_changed.connect(self._link_window)
+            for target in self.slice_views.values():  # one crosshair for the three views
+                view.crosshair_moved.connect(target.set_crosshair)
         for title, widget, area in (
             ("Data", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Plan", self.plan_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("Segments", self.segments_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Segment editor", self.segment_editor, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("3D", self.view3d_controls, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{title.lower()}")
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
             self.addDockWidget(area, dock)
-        self._make_actions()
+        self._init_case()
+        build_menus(self)
         self.status = QLabel("Open a DICOM folder or a .stwin case (File → Open)")
         self.statusBar().addWidget(self.status, 1)
+        self.mesh_updater = MeshUpdater(self, is_busy=lambda: self.busy, parent=self)
+        self.mesh_status = QLabel("")
+        self.mesh_status.setObjectName("mesh_status")
+        self.statusBar().addPermanentWidget(self.mesh_status)
+        self.mesh_updater.status_changed.connect(self.mesh_status.setText)
         self._bind(self.scene, self.history)
-
-    # --- actions ------------------------------------------------------------
-    def _action(
-        self, text: str, slot: Callable[[], Any], shortcut: QKeySequence | str | None = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)
-        return action
-
-    def _make_actions(self) -> None:
-        self.open_folder_action = self._action(
-            "Open DICOM &folder…", self.choose_folder, QKeySequence.StandardKey.Open
-        )
-        self.open_file_action = self._action("Open &case or file…", self.choose_file)
-        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save)
-        self.save_as_action = self._action("Save &As…", self.choose_save_path, "Ctrl+Shift+S")
-        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
-        self.undo_action = self._action("&Undo", self.undo, "Ctrl+Z")
-        self.redo_action = self._action("&Redo", self.redo, "Ctrl+Shift+Z")
-        self.twin_action = self._action("&One-click twin", self.one_click_twin, "Ctrl+T")
-        menus = self.menuBar()
-        file_menu = menus.addMenu("&File")
-        for action in (self.open_folder_action, self.open_file_action, self.save_action, self.save_as_action):
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        edit_menu = menus.addMenu("&Edit")
-        edit_menu.addAction(self.undo_action)
-        edit_menu.addAction(self.redo_action)
-        menus.addMenu("&Segment").addAction(self.twin_action)
-        toolbar = QToolBar("Main")
-        toolbar.setObjectName("main_toolbar")
-        for action in (
-            self.open_folder_action,
-            self.twin_action,
-            self.save_action,
-            self.undo_action,
-            self.redo_action,
-        ):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addWidget(QLabel(" Window: "))
-        self.window_combo = QComboBox()
-        self.window_combo.setObjectName("window_preset")
-        self.window_combo.addItems(list(CT_WINDOW_PRESETS))
-        self.window_combo.setCurrentText("soft_tissue")
-        self.window_combo.currentTextChanged.connect(self.set_window_preset)
-        toolbar.addWidget(self.window_combo)
-        self.addToolBar(toolbar)
+        self._restore_settings()
 
     # --- the scene shown ------------------------------------------------------
-    def _bind(self, scene: Scene, history: History) -> None:
+    def _bind(self, scene: Scene, history: History, *, saved: bool = True) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.scene, self.history = scene, history
+        self.tracker = ChangeTracker(history, saved=saved)
+        self.mesh_updater.set_scene(scene)
+        self.autosaver.discard()
         self._unsubscribe = scene.subscribe(self._on_scene_event)
         self.view_3d.set_scene(scene)
         self.refresh()
@@ -175,11 +151,15 @@ class MainWindow(QMainWindow):
             view.set_data(found[1] if found else None, self.segmentation)
         self.data_panel.show_scene(self.scene, self.inventory, self.findings)
         self.segments_panel.show_scene(self.scene)
+        self.segment_editor.refresh()
+        self.plan_panel.refresh()
         self.undo_action.setEnabled(self.history.can_undo())
         self.redo_action.setEnabled(self.history.can_redo())
         self.twin_action.setEnabled(found is not None)
         where = f" — {self.case_path}" if self.case_path else ""
-        self.setWindowTitle(f"surgtwin — {self.scene.title or 'untitled'}{where}")
+        self.setWindowTitle(f"surgtwin — {self.scene.title or 'untitled'}[*]{where}")
+        self.setWindowModified(self.tracker.dirty)
+        self.export_action.setEnabled(bool(self.scene.segmentations))
 
     # --- what tools may ask (surgtwin.ui.view_tools.ToolContext) ----------------
     def current_volume(self) -> tuple[str, Volume] | None:
@@ -205,9 +185,64 @@ class MainWindow(QMainWindow):
     def run_task(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
         return self._start(title, work, done)
 
+    # --- tools and planes ---------------------------------------------------------
+    def set_tool(self, tool: SliceTool | None) -> None:
+        """Give the slice views' left mouse button to ``tool`` (None: navigate / crosshair)."""
+        if self.tool is not None and self.tool is not tool:
+            self.tool.cancel()
+        self.tool = tool
+        for view in self.slice_views.values():
+            view.set_tool(tool)
+        self.tool_actions[tool_label(tool)].setChecked(True)  # the plan panel also hands out tools
+        self.set_status(f"Tool: {tool.name}" if tool is not None else "Navigate: click to move the crosshair")
+
+    def _show_pick(self, picked: dict) -> None:
+        x, y, z = picked["lps"]
+        what = picked["segment"] or picked["mesh_id"]
+        self.set_status(f"{what} at x {x:.1f}, y {y:.1f}, z {z:.1f} mm (patient LPS)")
+        self.picked = picked
+
+    def show_planes(self, planes: list) -> None:
+        """Reslice the three slice views on oblique planes ``(origin, column, row, title)``."""
+        for view, plane in zip(self.slice_views.values(), planes, strict=False):
+            view.set_plane(*plane)
+
+    def clear_planes(self) -> None:
+        for view in self.slice_views.values():
+            view.clear_plane()
+
     def set_window_preset(self, preset: str) -> None:
         for view in self.slice_views.values():
             view.set_window_level(preset)
+        self.settings.window_preset = preset
+
+    def _link_window(self, width: float, level: float) -> None:
+        """A window/level dragged in one view applies to all three."""
+        for view in self.slice_views.values():
+            if view.window != (width, level):
+                view.set_window_level((width, level))
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        for view in self.slice_views.values():
+            view.set_overlay_opacity(opacity)
+        self.settings.overlay_opacity = opacity
+
+    def set_brush_radius(self, radius_mm: float) -> None:
+        if self.tool is not None and hasattr(self.tool, "radius_mm"):
+            self.tool.radius_mm = float(radius_mm)
+
+    def set_layout(self, name: str) -> None:
+        self.view_grid.set_layout(name)
+        self.layout_actions[name].setChecked(True)
+        self.settings.layout_name = name
+
+    def _restore_settings(self) -> None:
+        self.settings.restore_window(self)
+        layout = self.settings.layout_name
+        self.set_layout(layout if layout in self.layout_actions else "4-up")
+        if self.settings.window_preset in CT_WINDOW_PRESETS:
+            self.window_combo.setCurrentText(self.settings.window_preset)
+        self.overlay_slider.setValue(round(self.settings.overlay_opacity * 100))
 
     # --- commands ------------------------------------------------------------
     def execute(self, command: Command) -> bool:
@@ -217,9 +252,6 @@ class MainWindow(QMainWindow):
             self.report_error("Edit", exc)
             return False
         return True
-
-    def set_segment_visible(self, segmentation_id: str, label: int, visible: bool) -> None:
-        self.execute(SetSegmentProperties(segmentation_id, label, visible=visible))
 
     def undo(self) -> None:
         if self.history.can_undo() and not self.busy:
@@ -247,7 +279,7 @@ class MainWindow(QMainWindow):
     @property
     def settled(self) -> bool:
         """No background task and no view update pending (scripts and tests wait for this)."""
-        return not self.busy and not self._refresh_timer.isActive()
+        return not self.busy and not self._refresh_timer.isActive() and not self.mesh_updater.pending
 
     def _start(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
         if self.busy:
@@ -261,40 +293,6 @@ class MainWindow(QMainWindow):
         self.status.setText(f"{title}…")
         self.task = Task(self, title, work, done, failed)
         return True
-
-    def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
-        if path:
-            self.open_path(path)
-
-    def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a case or file",
-            "",
-            "Cases and images (*.stwin *.zip *.dcm *.nii *.nii.gz *.nrrd *.mha);;All files (*)",
-        )
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str | Path) -> bool:
-        """Open a DICOM folder/zip/file or volume file (a new case) or a .stwin case, in the background."""
-        path = Path(path)
-        return self._start("Open", lambda progress: jobs.open_path(path, progress), self._opened)
-
-    def _opened(self, data: jobs.OpenedData) -> None:
-        if data.scene is not None:
-            scene, history = data.scene, History(data.scene)
-            self.case_path = data.path
-        else:
-            assert data.volume is not None
-            scene = Scene(title=data.volume.name or data.path.name)
-            history = History(scene)
-            history.execute(AddVolume(data.volume))
-            self.case_path = None
-        self.inventory, self.findings = data.inventory, data.findings
-        self._bind(scene, history)
-        self.status.setText(f"Opened {data.path}")
 
     def one_click_twin(self) -> None:
         found = self.volume
@@ -322,31 +320,6 @@ class MainWindow(QMainWindow):
 
         self._start("One-click twin", lambda progress: jobs.build_twin(volume, volume_id, progress), done)
 
-    def save(self) -> None:
-        if self.case_path is None:
-            self.choose_save_path()
-        else:
-            self.save_to(self.case_path)
-
-    def choose_save_path(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save case", "", "surgtwin case (*.stwin)")
-        if path:
-            self.save_to(path)
-
-    def save_to(self, path: str | Path) -> bool:
-        path = Path(path)
-        if not jobs.is_case_file(path):
-            path = path.with_name(path.name + jobs.CASE_SUFFIX)
-        scene = self.scene
-
-        def done(saved: Path) -> None:
-            if self.scene is scene:
-                self.case_path = saved
-                self.refresh()
-            self.status.setText(f"Saved {saved}")
-
-        return self._start("Save", lambda progress: jobs.save(scene, path, progress), done)
-
     # --- errors and pictures ------------------------------------------------------
     def report_error(self, action: str, exc: BaseException) -> None:
         """Tell the user what happened and what to do (tests replace :meth:`show_error`)."""
@@ -364,7 +337,7 @@ class MainWindow(QMainWindow):
     def screenshot(self) -> QImage:
         """The whole window as an image, the 3D view's GL frame painted in its place."""
         image = self.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-        rgb = self.view_3d.image() if self.view_3d.interactive else None
+        rgb = self.view_3d.image() if self.view_3d.interactive and self.view_3d.isVisible() else None
         if rgb is not None:
             top_left = self.view_3d.mapTo(self, self.view_3d.rect().topLeft())
             painter = QPainter(image)
@@ -374,12 +347,29 @@ class MainWindow(QMainWindow):
             painter.end()
         return image
 
-    def save_screenshot(self, path: str | Path) -> bool:
-        """Save :meth:`screenshot` as a PNG (the format follows the suffix)."""
+    def view_image(self, name: str) -> QImage:
+        """One view as shown (slice views with their overlays; "3d" the GL frame)."""
+        if name == "3d":
+            rgb = self.view_3d.image()
+            if rgb is None:
+                raise OSError("the 3D view has nothing to show yet")
+            return rgb_to_qimage(np.asarray(rgb))
+        return self.slice_views[name].grab().toImage()
+
+    def choose_screenshot_path(self, view: str | None) -> None:
+        name = f"surgtwin-{view or 'window'}.png"
+        start = str((self.settings.last_open_directory or Path()) / name)
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", start, "PNG image (*.png)")
+        if path:
+            self.save_screenshot(path, view)
+
+    def save_screenshot(self, path: str | Path, view: str | None = None) -> bool:
+        """Save the window (or one view: "axial", "coronal", "sagittal", "3d") as an image."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.screenshot().save(str(path)):
+            image = self.screenshot() if view is None else self.view_image(view)
+            if not image.save(str(path)):
                 raise OSError(f"could not write an image to {path}")
         except OSError as exc:
             self.report_error("Screenshot", exc)
@@ -387,11 +377,10 @@ class MainWindow(QMainWindow):
         self.set_status(f"Screenshot saved to {path}")
         return True
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if self.task is not None and self.task.running:
-            self.task.cancel()
+    def _shutdown(self) -> None:
+        """Let go of the scene and the GL view (the mixin's closeEvent calls this last)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.mesh_updater.close()
         self.view_3d.close_view()
-        super().closeEvent(event)

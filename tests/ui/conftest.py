@@ -14,6 +14,13 @@ os.environ.pop("VTK_DEFAULT_OPENGL_WINDOW", None)
 ARTIFACTS = Path(os.environ.get("SURGTWIN_UI_ARTIFACTS", Path(__file__).parent / "artifacts"))
 
 
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Never read or write the real user's settings and recovery copies."""
+    monkeypatch.setenv("SURGTWIN_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("SURGTWIN_RECOVERY_DIR", str(tmp_path / "recovery"))
+
+
 @pytest.fixture
 def window(qtbot):
     from surgtwin.ui.main_window import MainWindow
@@ -24,6 +31,9 @@ def window(qtbot):
     errors: list = []
     win.show_error = errors.append  # record error dialogs instead of showing them
     win.shown_errors = errors
+    win.save_questions = []  # names asked about; the answer is "discard" unless a test changes it
+    win.save_answer = "discard"
+    win.ask_save_changes = lambda name: (win.save_questions.append(name), win.save_answer)[1]
     win.show()
     qtbot.waitExposed(win)
     yield win

@@ -12,7 +12,7 @@ LONG_MS = 120_000
 
 
 def _wait_idle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.busy, timeout=LONG_MS)
+    qtbot.waitUntil(lambda: window.settled, timeout=LONG_MS)
 
 
 def _image_array(image: QImage) -> np.ndarray:
