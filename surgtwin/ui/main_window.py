@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from surgtwin.core.commands import AddMesh, Command, CommandGroup, History
 from surgtwin.core.dicom import Inventory
 from surgtwin.core.findings import Finding
+from surgtwin.core.mesh.decimate import use_helper_process
 from surgtwin.core.scene import Scene, SceneEvent
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segmentation
@@ -58,6 +59,7 @@ AXES = ("axial", "coronal", "sagittal")
 class MainWindow(CaseActions, QMainWindow):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        use_helper_process(True)  # mesh decimation holds the GIL: keep it off this process
         self.setWindowTitle("surgtwin")
         self.resize(1280, 860)
         self.scene = Scene("untitled")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QMouseEvent, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from vtkmodules.vtkCommonDataModel import vtkPlane
@@ -56,6 +56,12 @@ class View3D(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("view_3d")
+        # One render per turn of the event loop: a command group adding ten meshes must not
+        # draw ten frames (a frame of a big twin takes 100+ ms with software OpenGL).
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(0)
+        self._render_timer.timeout.connect(self._render_now)
         self.scene: Scene | None = None
         self.scene_renderer: SceneRenderer | None = None
         self.context: ToolContext | None = None
@@ -141,10 +147,24 @@ class View3D(QWidget):
     _had_content = False
 
     def _render(self) -> None:
+        self._render_timer.start()
+
+    def _render_now(self) -> None:
+        if not self.isVisible():  # a hidden view (e.g. a slice-only layout) draws when shown
+            self._stale = True
+            return
+        self._stale = False
         if self.interactor is not None:
             self.interactor.render()
         else:
             self._snapshot()
+
+    _stale = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._stale:
+            self._render()
 
     def _snapshot(self) -> None:
         if self._snapshot_label is None or self.scene_renderer is None:

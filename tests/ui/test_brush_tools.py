@@ -2,86 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from surgtwin.core.commands import AddVolume, Command, History
-from surgtwin.core.progress import Progress
-from surgtwin.core.scene import Scene
+from surgtwin.core.commands import AddVolume
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.volume import Volume
 from surgtwin.ui.segment_brush import BrushTool, SeedTool
 from surgtwin.ui.slice_view import SliceView
-from surgtwin.ui.view_tools import Preview
+from tests.ui.harness import ToolHarness, ct_volume, drag, show_widget
 
 SPACING = np.array([0.75, 0.75, 2.5])  # i, j, k
 ORIGIN = np.array([-20.0, 5.0, -60.0])
 
 
-class Harness:
-    """A minimal ToolContext over a real Scene and History, showing one slice view."""
+class Harness(ToolHarness):
+    """The window's ToolContext over a real Scene/History holding ``volume`` and
+    ``segmentation``, showing them in one slice view; tasks run at once (the tests check the
+    result right after the click)."""
 
     def __init__(self, qtbot, volume: Volume, segmentation: Segmentation, axis: str = "axial") -> None:
-        self.scene = Scene("test")
-        self.history = History(self.scene)
+        super().__init__(synchronous=True)
         self.history.execute(AddVolume(volume))
         self.history.execute(AddSegmentation(segmentation))
         self.volume_id = next(iter(self.scene.volumes))
         self.segmentation_id = next(iter(self.scene.segmentations))
-        self.selected: tuple[str, int] | None = None
-        self.errors: list[tuple[str, BaseException]] = []
-        self.statuses: list[str] = []
-        self.view = SliceView(axis)
-        qtbot.addWidget(self.view)
-        self.view.resize(420, 420)
-        self.view.show()
-        qtbot.waitExposed(self.view)
+        self.view = show_widget(qtbot, SliceView(axis), (420, 420))
+        self.views.append(self.view)
         self.scene.subscribe(lambda _event: self.view.set_data(volume, segmentation))
         self.view.set_data(volume, segmentation)
 
-    def execute(self, command: Command) -> bool:
-        try:
-            self.history.execute(command)
-        except Exception as exc:  # noqa: BLE001
-            self.report_error("Edit", exc)
-            return False
-        return True
-
-    def current_volume(self):
-        return next(iter(self.scene.volumes.items()), None)
-
-    def current_segmentation(self):
-        return next(iter(self.scene.segmentations.items()), None)
-
-    def selected_segment(self):
-        return self.selected
-
-    def report_error(self, action: str, exc: BaseException) -> None:
-        self.errors.append((action, exc))
-
-    def set_status(self, text: str) -> None:
-        self.statuses.append(text)
-
-    def tool_changed(self) -> None:
-        self.view.update()
-
-    def set_preview(self, preview: Preview | None) -> None:
-        self.view.set_preview(preview)
-
-    def run_task(self, title: str, work: Callable, done: Callable) -> bool:
-        done(work(Progress()))  # the window runs it on a worker; the result path is the same
-        return True
-
 
 def _volume(shape_kji=(16, 64, 64)) -> Volume:
-    affine = np.eye(4)
-    affine[:3, :3] = np.diag(SPACING)
-    affine[:3, 3] = ORIGIN
-    return Volume(np.zeros(shape_kji, dtype=np.int16), affine, modality="CT", units="HU")
+    return ct_volume(np.zeros(shape_kji, dtype=np.int16), SPACING, ORIGIN)
 
 
 def _segmentation(volume: Volume) -> tuple[Segmentation, int, int]:
@@ -104,13 +59,6 @@ def _within(centres: np.ndarray, stroke: np.ndarray, radius: float) -> np.ndarra
         t = np.clip(((centres - a) @ ab) / max(ab @ ab, 1e-12), 0, 1)
         best = np.minimum(best, np.linalg.norm(centres - (a + t[..., None] * ab), axis=-1))
     return best <= radius
-
-
-def _drag(qtbot, widget, points: list[QPoint]) -> None:
-    qtbot.mousePress(widget, Qt.MouseButton.LeftButton, pos=points[0])
-    for point in points[1:]:
-        qtbot.mouseMove(widget, point)
-    qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton, pos=points[-1])
 
 
 def _widget_to_lps(view: SliceView, volume: Volume, point: QPoint) -> np.ndarray:
@@ -141,7 +89,7 @@ def test_a_stroke_paints_the_voxels_under_it_on_one_slice_and_undoes_in_one_step
     app.view.set_index(6)
     commands_before = len(app.history.undo_stack)
 
-    _drag(qtbot, app.view.view, STROKE)
+    drag(qtbot, app.view.view, STROKE)
 
     assert not app.errors
     assert len(app.history.undo_stack) == commands_before + 1  # the whole stroke is one command
@@ -165,7 +113,7 @@ def test_the_sphere_brush_reaches_neighbouring_slices(qtbot):
     app.selected = (app.segmentation_id, liver)
     app.view.set_tool(BrushTool(app, radius_mm=6.0, sphere=True))
     app.view.set_index(6)
-    _drag(qtbot, app.view.view, STROKE[:2])
+    drag(qtbot, app.view.view, STROKE[:2])
     stroke = np.array([_widget_to_lps(app.view, volume, p) for p in STROKE[:2]])
     expected = _within(_voxel_centres(volume), stroke, 6.0)
     np.testing.assert_array_equal(seg.labels == liver, expected)
@@ -185,7 +133,7 @@ def test_erase_clears_only_the_selected_segment(qtbot):
     tool.erase = True
     app.view.set_tool(tool)
     app.view.set_index(6)
-    _drag(qtbot, app.view.view, STROKE)
+    drag(qtbot, app.view.view, STROKE)
     stroke = np.array([_widget_to_lps(app.view, volume, p) for p in STROKE])
     under = _within(_voxel_centres(volume), stroke, 4.0)
     under[np.arange(16) != 6] = False
@@ -206,7 +154,7 @@ def test_the_2d_brush_in_a_coronal_view_paints_one_coronal_slice(qtbot):
     app.selected = (app.segmentation_id, tumour)
     app.view.set_tool(BrushTool(app, radius_mm=5.0))
     centre = app.view.to_widget(volume.index_to_lps(np.array([32.0, app.view.index, 8.0]))[0]).toPoint()
-    _drag(qtbot, app.view.view, [centre, centre + QPoint(40, 5)])
+    drag(qtbot, app.view.view, [centre, centre + QPoint(40, 5)])
     painted = np.argwhere(seg.labels == tumour)
     assert len(painted) > 20
     assert set(painted[:, 1]) == {app.view.index}  # one j (coronal) layer
@@ -219,7 +167,7 @@ def test_no_selected_segment_is_reported_and_changes_nothing(qtbot):
     app = Harness(qtbot, volume, seg)
     app.view.set_tool(BrushTool(app))
     count = len(app.history.undo_stack)
-    _drag(qtbot, app.view.view, STROKE[:2])
+    drag(qtbot, app.view.view, STROKE[:2])
     assert len(app.history.undo_stack) == count and not seg.labels.any()
     assert len(app.errors) == 1 and "segment" in str(app.errors[0][1])
     app.view.set_tool(SeedTool(app))

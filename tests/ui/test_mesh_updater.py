@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 import surgtwin.ui.mesh_updater as mesh_updater
-from surgtwin.core.commands import AddMesh, History
+from surgtwin.core.commands import AddMesh
 from surgtwin.core.errors import MeshError
 from surgtwin.core.mesh import extract_meshes
 from surgtwin.core.scene import Scene
@@ -18,25 +18,10 @@ from surgtwin.core.segmentation.commands import AddSegmentation, EditLabels
 from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.core.segmentation.tools.edit import apply_mask
 from surgtwin.ui.mesh_updater import FAILED_TEXT, UPDATING_TEXT, MeshUpdater
+from tests.ui.harness import ToolHarness
 
 SHAPE = (32, 40, 40)
 VOXEL_MM3 = 1.0 * 1.0 * 1.25
-
-
-class Context:
-    """The part of the window's ToolContext the updater uses, recording error dialogs."""
-
-    def __init__(self, scene: Scene) -> None:
-        self.scene = scene
-        self.history = History(scene)
-        self.errors: list[tuple[str, BaseException]] = []
-
-    def execute(self, command) -> bool:
-        self.history.execute(command)
-        return True
-
-    def report_error(self, action: str, exc: BaseException) -> None:
-        self.errors.append((action, exc))
 
 
 @pytest.fixture
@@ -49,25 +34,25 @@ def case(qtbot):
     seg = Segmentation(labels, affine, name="test")
     seg.add_segment("organ")
     scene = Scene("updater")
-    context = Context(scene)
-    context.execute(AddSegmentation(seg, "seg-1"))
+    context = ToolHarness(scene)
+    assert context.execute(AddSegmentation(seg, "seg-1"))
     mesh = extract_meshes(seg)[1]
     mesh.segmentation_id = "seg-1"
-    context.execute(AddMesh(mesh, "mesh-1"))
+    assert context.execute(AddMesh(mesh, "mesh-1"))
     context.history.clear()
     updater = MeshUpdater(context, scene, delay_ms=100)
     yield context, updater
     updater.close()
 
 
-def _paint(context: Context, start=(12, 14, 24), size=(8, 8, 10)) -> EditLabels:
+def _paint(context: ToolHarness, start=(12, 14, 24), size=(8, 8, 10)) -> EditLabels:
     seg = context.scene.get("seg-1")
     mask = np.zeros(SHAPE, dtype=bool)
     mask[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))] = True
     return apply_mask(seg, 1, mask, "add", tool="paint")
 
 
-def _label_ml(context: Context) -> float:
+def _label_ml(context: ToolHarness) -> float:
     return context.scene.get("seg-1").voxel_count(1) * VOXEL_MM3 / 1000.0
 
 
@@ -93,7 +78,7 @@ def test_a_paint_stroke_and_its_undo_reach_the_mesh_from_a_worker_thread(case, q
     states: list[bool] = []
     updater.out_of_date_changed.connect(states.append)
 
-    context.execute(_paint(context))
+    assert context.execute(_paint(context))
     assert updater.pending and updater.status_text == UPDATING_TEXT
     ticks: list[float] = []
     ticker = QTimer()
@@ -126,9 +111,9 @@ def test_strokes_in_quick_succession_make_one_rebuild(case, qtbot, monkeypatch) 
     updater = MeshUpdater(context, context.scene, delay_ms=1_000)
     try:
         threads = _recording(monkeypatch)
-        context.execute(_paint(context))
+        assert context.execute(_paint(context))
         qtbot.wait(50)  # well inside the pause
-        context.execute(_paint(context, start=(2, 2, 2), size=(4, 4, 4)))
+        assert context.execute(_paint(context, start=(2, 2, 2), size=(4, 4, 4)))
         saved: list[float] = []
         updater.when_idle(lambda: saved.append(context.scene.get("mesh-1").volume_ml()))
         assert not saved  # waits for the meshes
@@ -143,9 +128,9 @@ def test_strokes_in_quick_succession_make_one_rebuild(case, qtbot, monkeypatch) 
 def test_an_edit_during_a_rebuild_is_not_lost(case, qtbot, monkeypatch) -> None:
     context, updater = case
     threads = _recording(monkeypatch, delay_s=0.4)
-    context.execute(_paint(context))
+    assert context.execute(_paint(context))
     qtbot.waitUntil(lambda: bool(threads), timeout=5_000)  # the first rebuild is under way
-    context.execute(_paint(context, start=(2, 2, 2), size=(5, 5, 5)))
+    assert context.execute(_paint(context, start=(2, 2, 2), size=(5, 5, 5)))
     assert updater.flush(15.0)
     assert len(threads) >= 2
     assert context.scene.get("mesh-1").volume_ml() == pytest.approx(_label_ml(context), rel=0.03)
@@ -161,14 +146,14 @@ def test_a_failed_rebuild_is_reported_and_the_next_edit_works_again(case, qtbot,
     monkeypatch.setattr(mesh_updater, "rebuild_meshes", broken)
     texts: list[str] = []
     updater.status_changed.connect(texts.append)
-    context.execute(_paint(context))
+    assert context.execute(_paint(context))
     assert updater.flush(10.0)
     assert texts == [UPDATING_TEXT, FAILED_TEXT]
     assert [action for action, _ in context.errors] == ["Update 3D meshes"]
     assert updater.out_of_date and updater.status_text == FAILED_TEXT
 
     monkeypatch.setattr(mesh_updater, "rebuild_meshes", real)
-    context.execute(_paint(context, start=(2, 2, 2), size=(4, 4, 4)))
+    assert context.execute(_paint(context, start=(2, 2, 2), size=(4, 4, 4)))
     assert updater.flush(10.0)
     assert not updater.out_of_date
     assert context.scene.get("mesh-1").volume_ml() == pytest.approx(_label_ml(context), rel=0.03)
@@ -182,7 +167,7 @@ def test_results_wait_while_the_window_is_busy(qtbot, case) -> None:
     try:
         mesh = context.scene.get("mesh-1")
         before = mesh.vertices
-        context.execute(_paint(context))
+        assert context.execute(_paint(context))
         assert not updater.flush(1.5)  # rebuilt, but held
         assert mesh.vertices is before and updater.pending
         busy[0] = False
@@ -196,7 +181,7 @@ def test_another_scene_drops_the_old_one(case, qtbot) -> None:
     context, updater = case
     mesh = context.scene.get("mesh-1")
     before = mesh.vertices
-    context.execute(_paint(context))
+    assert context.execute(_paint(context))
     updater.set_scene(Scene("other"))
     assert not updater.pending
     qtbot.wait(300)
@@ -212,7 +197,7 @@ def test_the_3d_view_follows_an_erased_segment_and_its_undo(case, qtbot) -> None
         points = renderer.actor("mesh-1").GetMapper().GetInput().GetNumberOfPoints()
         assert points > 0
         seg = context.scene.get("seg-1")
-        context.execute(apply_mask(seg, 1, seg.labels == 1, "remove", tool="erase"))
+        assert context.execute(apply_mask(seg, 1, seg.labels == 1, "remove", tool="erase"))
         assert updater.flush(10.0)
         mesh = context.scene.get("mesh-1")
         assert len(mesh.vertices) == 0  # an empty surface, not an error and not removed

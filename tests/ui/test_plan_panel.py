@@ -14,7 +14,8 @@ from surgtwin.core.plan import CutPlane, Ruler, Trajectory
 from surgtwin.core.plan.commands import AddPlanObject
 from surgtwin.ui.plan_panel import PlanPanel, reslice_planes
 from surgtwin.ui.plan_tools import AngleTool, CutPlaneTool, RulerTool, TrajectoryTool
-from tests.ui.test_plan_tools import ORIGIN, SPHERES, Harness, at, centre_lps, make_case
+from tests.ui.harness import ToolHarness
+from tests.ui.test_plan_tools import ORIGIN, SPHERES, at, centre_lps, make_case
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def parent(qtbot):
 @pytest.fixture
 def case(parent):
     scene, history = make_case()
-    return Harness(scene, history, parent)
+    return ToolHarness(scene, history, parent=parent)
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_big_segmentations_are_measured_in_the_background(case, qtbot):
 
 def make_cut(case, panel, qtbot) -> str:
     """A cut plane drawn across the middle of sphere A with the cut-plane tool."""
-    case.segment = ("seg-1", 1)
+    case.selected = ("seg-1", 1)
     tool = CutPlaneTool(case)
     c = centre_lps("sphere_a")
     tool.press(at(c + [-12.0, -5.0, 0.0]))
@@ -206,7 +207,7 @@ def test_a_cut_plane_without_a_segment_is_bound_with_use_selected_segment(case, 
     assert panel.split_selected() is False  # nothing to split: an error report, nothing changed
     assert case.errors and "not applied to a segment" in str(case.errors[-1][1])
     assert len(case.scene.get("seg-1").segments) == 2
-    case.segment = ("seg-1", 2)
+    case.selected = ("seg-1", 2)
     qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
     assert case.scene.get("plan-cut").segment_label == 2
     qtbot.waitUntil(lambda: rows(panel)["Cut plane"][0].startswith("sphere_b"))
@@ -269,13 +270,13 @@ def test_reslice_planes_are_right_for_a_path_along_x():
 
 
 def test_while_the_window_is_busy_measuring_waits_then_happens(case, qtbot):
-    case.busy = True  # e.g. a one-click twin is running
+    case.busy_elsewhere = True  # e.g. a one-click twin is running
     panel = PlanPanel(case, background_voxels=0)
     qtbot.addWidget(panel)
     case.execute(AddPlanObject(Trajectory(entry=ORIGIN + [2, 34, 24], target=ORIGIN + [26, 34, 24])))
     qtbot.waitUntil(lambda: "Trajectory" in rows(panel))
     assert rows(panel)["Trajectory"][1]["clearances"].startswith("waiting")
     assert case.tasks == []
-    case.busy = False
+    case.busy_elsewhere = False
     qtbot.waitUntil(lambda: "sphere_a" in rows(panel)["Trajectory"][1], timeout=5000)
     assert len(case.tasks) == 1

@@ -1,6 +1,6 @@
 """Planning tools (ruler, angle, trajectory, cut plane) and the plan overlay on slice views.
 
-A real Scene + History behind a small ToolContext harness, a synthetic CT with two spheres,
+A real Scene + History behind the shared ToolContext harness, a synthetic CT with two spheres,
 and the real SliceView for the mouse-level check.
 """
 
@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF
 from PySide6.QtGui import QImage, QPainter
-from PySide6.QtWidgets import QWidget
 
 from surgtwin.core.commands import AddVolume, History
 from surgtwin.core.plan import Angle, CutPlane, Ruler, Trajectory
@@ -20,12 +19,11 @@ from surgtwin.core.plan.commands import AddPlanObject
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segment, Segmentation
-from surgtwin.core.volume import Volume
 from surgtwin.ui.plan_overlay import PlanOverlay
 from surgtwin.ui.plan_tools import AngleTool, CutPlaneTool, RulerTool, TrajectoryTool
 from surgtwin.ui.slice_view import SliceView, rgb_to_qimage
 from surgtwin.ui.view_tools import SlicePoint, ViewFrame
-from surgtwin.ui.worker import Task
+from tests.ui.harness import ToolHarness, ct_volume, drag
 
 SHAPE = (48, 48, 48)  # k, j, i at 1 mm
 ORIGIN = np.array([-24.0, -10.0, 30.0])  # LPS of voxel (0, 0, 0): not the world origin on purpose
@@ -41,8 +39,6 @@ def centre_lps(name: str) -> np.ndarray:
 
 
 def make_case() -> tuple[Scene, History]:
-    ijk_to_lps = np.eye(4)
-    ijk_to_lps[:3, 3] = ORIGIN
     k, j, i = np.indices(SHAPE)
     labels = np.zeros(SHAPE, dtype=np.uint8)
     voxels = np.full(SHAPE, -50, dtype=np.int16)
@@ -54,62 +50,17 @@ def make_case() -> tuple[Scene, History]:
         segments[label] = Segment(name, (0.2, 0.4 + 0.3 * label, 0.9))
     scene = Scene("two spheres")
     history = History(scene)
-    history.execute(AddVolume(Volume(voxels, ijk_to_lps, modality="CT", units="HU"), "vol-ct"))
-    history.execute(AddSegmentation(Segmentation(labels, ijk_to_lps.copy(), segments, name="truth"), "seg-1"))
+    volume = ct_volume(voxels, origin=ORIGIN)
+    history.execute(AddVolume(volume, "vol-ct"))
+    truth = Segmentation(labels, volume.ijk_to_lps.copy(), segments, name="truth")
+    history.execute(AddSegmentation(truth, "seg-1"))
     return scene, history
-
-
-class Harness:
-    """The ToolContext the main window provides, over a real Scene and History."""
-
-    def __init__(self, scene: Scene, history: History, parent: QWidget | None = None) -> None:
-        self.scene, self.history, self.parent = scene, history, parent
-        self.errors: list[tuple[str, BaseException]] = []
-        self.statuses: list[str] = []
-        self.repaints = 0
-        self.segment: tuple[str, int] | None = None
-        self.tasks: list[Task] = []
-
-    def execute(self, command) -> bool:
-        try:
-            self.history.execute(command)
-        except Exception as exc:  # noqa: BLE001 - like the window: reported, scene unchanged
-            self.report_error("Edit", exc)
-            return False
-        return True
-
-    def current_volume(self):
-        return next(iter(self.scene.volumes.items()), None)
-
-    def current_segmentation(self):
-        return next(iter(self.scene.segmentations.items()), None)
-
-    def selected_segment(self):
-        return self.segment
-
-    def report_error(self, action: str, exc: BaseException) -> None:
-        self.errors.append((action, exc))
-
-    def set_status(self, text: str) -> None:
-        self.statuses.append(text)
-
-    def tool_changed(self) -> None:
-        self.repaints += 1
-
-    def set_preview(self, preview) -> None:
-        pass
-
-    def run_task(self, title, work, done) -> bool:
-        if any(task.running for task in self.tasks):
-            return False
-        self.tasks.append(Task(self.parent, title, work, done, lambda exc: self.report_error(title, exc)))
-        return True
 
 
 @pytest.fixture
 def case():
     scene, history = make_case()
-    return Harness(scene, history)
+    return ToolHarness(scene, history)
 
 
 def at(lps, normal=AXIAL, axis="axial") -> SlicePoint:
@@ -191,7 +142,7 @@ def test_trajectory_clicks_in_two_views(case):
 
 
 def test_cut_plane_contains_the_drawn_line_and_the_view_normal(case):
-    case.segment = ("seg-1", 1)
+    case.selected = ("seg-1", 1)
     tool = CutPlaneTool(case)
     a, b = centre_lps("sphere_a") + [-10.0, -4.0, 0.0], centre_lps("sphere_a") + [10.0, 4.0, 0.0]
     tool.press(at(a))
@@ -207,7 +158,7 @@ def test_cut_plane_contains_the_drawn_line_and_the_view_normal(case):
 def test_tools_paint_their_gesture_with_the_live_measurement(case, qtbot):
     image = QImage(200, 200, QImage.Format.Format_RGB32)
     frame = ViewFrame("axial", lambda p: QPointF(p[0] - ORIGIN[0], p[1] - ORIGIN[1]), ORIGIN, AXIAL, 1.0)
-    case.segment = ("seg-1", 2)
+    case.selected = ("seg-1", 2)
     for tool, points in (
         (RulerTool(case), [ORIGIN + [10, 10, 0], ORIGIN + [40, 10, 0]]),
         (AngleTool(case), [ORIGIN + [40, 40, 0], ORIGIN + [10, 40, 0], ORIGIN + [10, 10, 0]]),
@@ -386,9 +337,7 @@ def test_ruler_with_real_mouse_events_on_a_slice_view(case, axial_view, qtbot):
     label.installEventFilter(glue)
     a = label.rect().center() - label.rect().center() / 2
     b = label.rect().center() + label.rect().center() / 3
-    qtbot.mousePress(label, Qt.MouseButton.LeftButton, pos=a)
-    qtbot.mouseMove(label, pos=(a + b) / 2)
-    qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=b)
+    drag(qtbot, label, [a, (a + b) / 2, b])
     ruler = only_plan(case.scene)
     expected = np.linalg.norm(glue.point(QPointF(b)).lps - glue.point(QPointF(a)).lps)
     assert ruler.length_mm == pytest.approx(float(expected), rel=1e-9)

@@ -59,6 +59,14 @@ def _threshold(qtbot, host: Host, lower: float, upper: float) -> None:
     _run(qtbot, host, editor.threshold_apply_button)
 
 
+def _bone_host(qtbot) -> Host:
+    """A host whose "bone" segment is selected and thresholded from the CT (600 to 800 HU)."""
+    host = make_host(qtbot)
+    select(qtbot, host, "bone")
+    _threshold(qtbot, host, 600.0, 800.0)
+    return host
+
+
 def _equivalent_radius(mask: np.ndarray) -> float:
     return (3 * np.count_nonzero(mask) / (4 * math.pi)) ** (1 / 3)  # 1 mm voxels
 
@@ -109,10 +117,8 @@ def test_preview_is_cleared_by_cancel_and_by_a_new_selection(qtbot):
 
 
 def test_keep_largest_remove_small_and_split_islands(qtbot):
-    host = make_host(qtbot)
+    host = _bone_host(qtbot)
     editor = host.editor
-    select(qtbot, host, "bone")
-    _threshold(qtbot, host, 600.0, 800.0)
     bone = _mask(host, "bone")
     assert bone[ISLAND].all()
     shell = bone.copy()
@@ -164,10 +170,8 @@ def test_margin_grows_and_shrinks_the_radius_by_the_distance(qtbot):
 
 
 def test_grow_leaves_other_segments_alone_unless_overwrite_is_ticked(qtbot):
-    host = make_host(qtbot)
+    host = _bone_host(qtbot)
     editor = host.editor
-    select(qtbot, host, "bone")
-    _threshold(qtbot, host, 600.0, 800.0)
     select(qtbot, host, "vessels")
     _threshold(qtbot, host, 250.0, 350.0)
     bone = _mask(host, "bone")
@@ -187,10 +191,8 @@ def test_grow_leaves_other_segments_alone_unless_overwrite_is_ticked(qtbot):
 
 
 def test_fill_holes_fills_the_cavity_exactly(qtbot):
-    host = make_host(qtbot)
+    host = _bone_host(qtbot)
     editor = host.editor
-    select(qtbot, host, "bone")
-    _threshold(qtbot, host, 600.0, 800.0)
     bone = _mask(host, "bone")
     cavity = _ball(BONE_CENTRE, CAVITY_RADIUS)
     assert not bone[cavity].any()
@@ -228,10 +230,8 @@ def test_smoothing_rounds_corners_and_median_drops_a_stray_voxel(qtbot):
 
 
 def test_failing_operations_report_an_error_and_change_nothing(qtbot):
-    host = make_host(qtbot)
+    host = _bone_host(qtbot)
     editor = host.editor
-    select(qtbot, host, "bone")
-    _threshold(qtbot, host, 600.0, 800.0)
     labels = _segmentation(host).labels.copy()
     steps = len(host.history.undo_stack)
 
@@ -255,10 +255,8 @@ def test_failing_operations_report_an_error_and_change_nothing(qtbot):
 
 
 def test_threshold_inside_another_segment_only_changes_that_region(qtbot):
-    host = make_host(qtbot)
+    host = _bone_host(qtbot)
     editor = host.editor
-    select(qtbot, host, "bone")
-    _threshold(qtbot, host, 600.0, 800.0)
     host.editor.fill_holes()
     settle(qtbot, host)
     select(qtbot, host, "vessels")

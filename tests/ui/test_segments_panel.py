@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLineEdit, QStyle, QStyleOptionSlider, QWidget
 
-from surgtwin.core.commands import AddVolume, Command, History
+from surgtwin.core.commands import AddVolume, History
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segmentation
@@ -20,8 +19,7 @@ from surgtwin.core.segmentation.tools import apply_mask
 from surgtwin.core.volume import Volume
 from surgtwin.ui.segment_editor import SegmentEditor
 from surgtwin.ui.segments_panel import COLOR_COLUMN, SegmentsPanel
-from surgtwin.ui.view_tools import Preview
-from surgtwin.ui.worker import Task
+from tests.ui.harness import ToolHarness, ct_volume, show_widget
 
 SPACING_MM = 1.0
 SHAPE = (40, 56, 56)  # k, j, i
@@ -44,31 +42,25 @@ def synthetic_ct() -> Volume:
     voxels[_ball(BONE_CENTRE, CAVITY_RADIUS)] = 40.0  # the hole in the bone
     voxels[_ball(VESSEL_CENTRE, VESSEL_RADIUS)] = 300.0
     voxels[ISLAND] = 700.0
-    affine = np.diag([SPACING_MM, SPACING_MM, SPACING_MM, 1.0])
-    affine[:3, 3] = (-20.0, -30.0, 100.0)
-    return Volume(voxels, affine, modality="CT", units="HU", name="synthetic")
+    return ct_volume(voxels, (SPACING_MM,) * 3, (-20.0, -30.0, 100.0), name="synthetic")
 
 
-class Host(QWidget):
-    """A minimal :class:`ToolContext`: a real Scene/History, the two panels, and a real
-    background ``run_task``; scene changes refresh the panels coalesced, as the window does."""
+class Host(ToolHarness):
+    """The window's ToolContext over a real Scene/History, with the segments panel and the
+    segment editor side by side in ``widget``; the selected segment is the panel's, and scene
+    changes refresh the panels coalesced, as the window does."""
 
-    def __init__(self, scene: Scene) -> None:
-        super().__init__()
-        self.scene = scene
-        self.history = History(scene)
-        self.errors: list[tuple[str, BaseException]] = []
-        self.previews: list[Preview | None] = []
-        self.status = ""
-        self.task: Task | None = None
-        self._timer = QTimer(self)
+    def __init__(self, scene: Scene, history: History | None = None) -> None:
+        self.widget = QWidget()
+        super().__init__(scene, history, parent=self.widget)
+        self._timer = QTimer(self.widget)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self.refresh)
         self.panel = SegmentsPanel(self)
         self.editor = SegmentEditor(self)
         self.panel.selection_changed.connect(lambda _key: self.editor.refresh())
-        layout = QHBoxLayout(self)
+        layout = QHBoxLayout(self.widget)
         layout.addWidget(self.panel)
         layout.addWidget(self.editor)
         scene.subscribe(lambda _event: self._timer.start())
@@ -78,45 +70,8 @@ class Host(QWidget):
         self.panel.show_scene(self.scene)
         self.editor.refresh()
 
-    # --- ToolContext ---------------------------------------------------------------
-    def execute(self, command: Command) -> bool:
-        try:
-            self.history.execute(command)
-        except Exception as exc:  # noqa: BLE001 - recorded like the window's error dialog
-            self.report_error("Edit", exc)
-            return False
-        return True
-
-    def current_volume(self) -> tuple[str, Volume] | None:
-        return next(iter(self.scene.volumes.items()), None)
-
-    def current_segmentation(self) -> tuple[str, Segmentation] | None:
-        return next(iter(self.scene.segmentations.items()), None)
-
     def selected_segment(self) -> tuple[str, int] | None:
         return self.panel.selected()
-
-    def report_error(self, action: str, exc: BaseException) -> None:
-        self.errors.append((action, exc))
-
-    def set_status(self, text: str) -> None:
-        self.status = text
-
-    def tool_changed(self) -> None:
-        pass
-
-    def set_preview(self, preview: Preview | None) -> None:
-        self.previews.append(preview)
-
-    def run_task(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
-        if self.busy:
-            return False
-        self.task = Task(self, title, work, done, lambda exc: self.report_error(title, exc))
-        return True
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None and self.task.running
 
 
 def make_host(qtbot, *, segments: tuple[str, ...] = ("bone", "vessels")) -> Host:
@@ -129,11 +84,8 @@ def make_host(qtbot, *, segments: tuple[str, ...] = ("bone", "vessels")) -> Host
         for name in segments:
             segmentation.add_segment(name)
         history.execute(AddSegmentation(segmentation))
-    host = Host(scene)
-    host.history = history
-    qtbot.addWidget(host)
-    host.show()
-    qtbot.waitExposed(host)
+    host = Host(scene, history)
+    show_widget(qtbot, host.widget)
     return host
 
 
@@ -326,7 +278,7 @@ def test_add_creates_the_segmentation_in_one_undo_step(qtbot):
 
 def test_add_without_an_image_reports_an_error(qtbot):
     host = Host(Scene("empty"))
-    qtbot.addWidget(host)
+    qtbot.addWidget(host.widget)
     assert not host.panel.add_segment()
     assert len(host.errors) == 1 and "open an image" in str(host.errors[0][1])
 

@@ -16,6 +16,7 @@ from surgtwin.core.volume import Volume
 from surgtwin.render import CT_WINDOW_PRESETS
 from surgtwin.ui.slice_view import CROSSHAIR_COLOR, SliceView
 from surgtwin.ui.view_tools import Preview, SliceTool
+from tests.ui.harness import ct_volume, drag, show_widget
 
 SPACING = np.array([0.8, 0.8, 2.0])  # i, j, k mm
 ORIGIN = np.array([-30.0, 12.0, -140.0])
@@ -24,20 +25,11 @@ ORIGIN = np.array([-30.0, 12.0, -140.0])
 def _volume(shape_kji=(30, 50, 60)) -> Volume:
     """A ramp along i (patient left) plus a ramp along k, identity direction."""
     k, j, i = np.indices(shape_kji)
-    voxels = (i * 10 + k * 3 - 200).astype(np.int16)
-    affine = np.eye(4)
-    affine[:3, :3] = np.diag(SPACING)
-    affine[:3, 3] = ORIGIN
-    return Volume(voxels, affine, modality="CT", units="HU")
+    return ct_volume((i * 10 + k * 3 - 200).astype(np.int16), SPACING, ORIGIN)
 
 
 def _view(qtbot, axis: str = "axial", size=(420, 380)) -> SliceView:
-    view = SliceView(axis)
-    qtbot.addWidget(view)
-    view.resize(*size)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
+    return show_widget(qtbot, SliceView(axis), size)
 
 
 def _wheel(widget, position: QPointF, notches: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
@@ -104,19 +96,17 @@ def test_click_gives_the_expected_lps_point_and_zoom_pan_keep_the_mapping(qtbot)
     # Middle-drag pans: what was under the press point follows the mouse.
     start, end = QPoint(100, 100), QPoint(160, 140)
     grabbed = view.to_lps(QPointF(start))
-    qtbot.mousePress(view.view, Qt.MouseButton.MiddleButton, pos=start)
-    qtbot.mouseMove(view.view, end)
-    qtbot.mouseRelease(view.view, Qt.MouseButton.MiddleButton, pos=end)
+    drag(qtbot, view.view, [start, end], Qt.MouseButton.MiddleButton)
     np.testing.assert_allclose(view.to_lps(QPointF(end)), grabbed, atol=1e-9)
     round_trip()
     # Shift+left-drag pans too, and places no crosshair.
     pan_before = view.pan
-    qtbot.mousePress(
-        view.view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(200, 200)
-    )
-    qtbot.mouseMove(view.view, QPoint(180, 210))
-    qtbot.mouseRelease(
-        view.view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(180, 210)
+    drag(
+        qtbot,
+        view.view,
+        [QPoint(200, 200), QPoint(180, 210)],
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.ShiftModifier,
     )
     assert view.pan == pan_before + QPointF(-20, 10) and len(clicks) == 1
     # R resets; so does a middle double-click.
@@ -175,18 +165,16 @@ def test_right_drag_changes_window_numbers_and_brightness_without_resampling(qtb
     grey_before = view.image.rgb.astype(float).mean()
     changes = []
     view.window_changed.connect(lambda w, level: changes.append((w, level)))
-    qtbot.mousePress(view.view, Qt.MouseButton.RightButton, pos=QPoint(100, 100))
-    qtbot.mouseMove(view.view, QPoint(100, 160))  # down: level up -> darker
-    qtbot.mouseRelease(view.view, Qt.MouseButton.RightButton, pos=QPoint(100, 160))
+    # Right-drag down: level up -> darker.
+    drag(qtbot, view.view, [QPoint(100, 100), QPoint(100, 160)], Qt.MouseButton.RightButton)
     width, level = view.window
     assert width == pytest.approx(400.0) and level > 40.0 + 50
     assert changes and changes[-1] == (width, level)
     assert view.image.rgb.astype(float).mean() < grey_before - 10
     assert view.image.values is values  # re-windowed, not resampled
     assert f"W {width:.0f} L {level:.0f}" in view.caption.text()
-    qtbot.mousePress(view.view, Qt.MouseButton.RightButton, pos=QPoint(100, 100))
-    qtbot.mouseMove(view.view, QPoint(180, 100))  # right: wider window
-    qtbot.mouseRelease(view.view, Qt.MouseButton.RightButton, pos=QPoint(180, 100))
+    # Right-drag to the right: a wider window.
+    drag(qtbot, view.view, [QPoint(100, 100), QPoint(180, 100)], Qt.MouseButton.RightButton)
     assert view.window[0] > width + 50 and view.window[1] == pytest.approx(level)
     # Recomputed grey levels are the window formula on the same samples.
     w, lv = view.window
@@ -299,9 +287,8 @@ def test_refresh_and_rewindow_speed_on_a_512_ct(qtbot):
     j = np.arange(512, dtype=np.int16)[None, :, None]
     i = np.arange(512, dtype=np.int16)[None, None, :]
     voxels = ((i - 256) ** 2 // 200 + (j - 256) ** 2 // 200 + k - 1000).astype(np.int16)
-    affine = np.diag([0.7, 0.7, 1.25, 1.0])
-    volume = Volume(voxels, affine, modality="CT", units="HU")
-    seg = Segmentation(np.zeros(voxels.shape, dtype=np.uint8), affine.copy())
+    volume = ct_volume(voxels, (0.7, 0.7, 1.25))
+    seg = Segmentation(np.zeros(voxels.shape, dtype=np.uint8), volume.ijk_to_lps.copy())
     seg.segments[1] = Segment("s", (1.0, 0.0, 0.0))
     seg.labels[140:160, 200:300, 200:300] = 1
     view = _view(qtbot, "axial", (600, 600))

@@ -1,72 +1,25 @@
 """The interactive 3D view under a real X server: volume rendering, clipping, picking,
-3D scissors and screenshots, on a real Scene / History through a minimal ToolContext."""
+3D scissors and screenshots, on a real Scene / History through the shared ToolContext harness."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage
 
-from surgtwin.core.commands import AddMesh, AddVolume, Command, History
+from surgtwin.core.commands import AddMesh, AddVolume
 from surgtwin.core.mesh import extract_meshes
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segment, Segmentation
-from surgtwin.core.volume import Volume
 from tests.render.imaging import color_pixels
 from tests.render.test_volume_rendering import BALL_LPS, GRIDS, grid, phantom
+from tests.ui.harness import ToolHarness, show_widget
 
 N = 48
 RADIUS = 15.0
 RED = (0.9, 0.2, 0.2)
-
-
-class Harness:
-    """A ToolContext over a real Scene and History (what MainWindow provides)."""
-
-    def __init__(self) -> None:
-        self.scene = Scene("view3d")
-        self.history = History(self.scene)
-        self.selected: tuple[str, int] | None = None
-        self.errors: list[tuple[str, BaseException]] = []
-        self.statuses: list[str] = []
-
-    def execute(self, command: Command) -> bool:
-        try:
-            self.history.execute(command)
-        except Exception as exc:  # noqa: BLE001 - recorded like the window's dialog
-            self.report_error("Edit", exc)
-            return False
-        return True
-
-    def current_volume(self) -> tuple[str, Volume] | None:
-        return next(iter(self.scene.volumes.items()), None)
-
-    def current_segmentation(self) -> tuple[str, Segmentation] | None:
-        return next(iter(self.scene.segmentations.items()), None)
-
-    def selected_segment(self) -> tuple[str, int] | None:
-        return self.selected
-
-    def report_error(self, action: str, exc: BaseException) -> None:
-        self.errors.append((action, exc))
-
-    def set_status(self, text: str) -> None:
-        self.statuses.append(text)
-
-    def tool_changed(self) -> None:
-        pass
-
-    def set_preview(self, preview: object) -> None:
-        pass
-
-    def run_task(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> bool:
-        done(work(None))
-        return True
 
 
 def ball_segmentation() -> Segmentation:
@@ -85,8 +38,8 @@ def voxel_x(seg: Segmentation) -> np.ndarray:
 
 
 @pytest.fixture
-def case() -> tuple[Harness, str]:
-    harness = Harness()
+def case() -> tuple[ToolHarness, str]:
+    harness = ToolHarness(Scene("view3d"))
     seg = ball_segmentation()
     harness.history.execute(AddSegmentation(seg))
     seg_id = harness.scene.ids("segmentation")[0]
@@ -101,17 +54,13 @@ def case() -> tuple[Harness, str]:
 def view(qtbot):
     from surgtwin.ui.view3d import View3D
 
-    widget = View3D()
-    qtbot.addWidget(widget)
-    widget.resize(420, 320)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = show_widget(qtbot, View3D(), (420, 320))
     assert widget.interactive, "the UI tier runs the interactive (GLX) 3D view"
     yield widget
     widget.close_view()
 
 
-def show(view, harness: Harness) -> np.ndarray:
+def show(view, harness: ToolHarness) -> np.ndarray:
     view.set_context(harness)
     view.set_scene(harness.scene)
     return view.image()
@@ -188,7 +137,7 @@ def test_clipping_hides_the_half_beyond_the_plane(view, case) -> None:
 
 
 def test_volume_rendering_follows_the_case(view) -> None:
-    harness = Harness()
+    harness = ToolHarness(Scene("view3d"))
     show(view, harness)
     assert view.set_volume_rendering("ct_bone") is False  # no volume yet: remembered
     harness.history.execute(AddVolume(phantom(GRIDS["i_mirrored"])))

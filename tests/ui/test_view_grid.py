@@ -8,6 +8,7 @@ import shiboken6
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from surgtwin.ui.view_grid import LAYOUTS, VIEW_3D, ViewGrid
+from tests.ui.harness import show_widget
 
 AXES = ("axial", "coronal", "sagittal")
 EXPECTED_VISIBLE = {
@@ -30,12 +31,7 @@ def _views() -> tuple[dict[str, QWidget], QWidget]:
 @pytest.fixture
 def grid(qtbot) -> ViewGrid:
     slice_views, view_3d = _views()
-    widget = ViewGrid(slice_views, view_3d)
-    qtbot.addWidget(widget)
-    widget.resize(800, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+    return show_widget(qtbot, ViewGrid(slice_views, view_3d), (800, 600))
 
 
 def _settle() -> None:
@@ -132,11 +128,7 @@ def test_a_real_3d_interactor_survives_every_layout_switch(qtbot):
     QVBoxLayout(container).addWidget(interactor.interactor)
     interactor.add_mesh(pyvista.Sphere(radius=1.0), color="red")
     slice_views, _ = _views()
-    grid = ViewGrid(slice_views, container)
-    qtbot.addWidget(grid)
-    grid.resize(640, 480)
-    grid.show()
-    qtbot.waitExposed(grid)
+    grid = show_widget(qtbot, ViewGrid(slice_views, container), (640, 480))
     gl_widget = interactor.interactor
     try:
         for name in (*LAYOUTS, "3d-only"):

@@ -10,12 +10,18 @@ then half the reduction at the first aggressiveness); after that the segment kee
 undecimated mesh. Every attempt is recorded; the caller flags a mesh over its budget.
 
 fast_simplification keeps its mesh in module-global state and holds the GIL: calls
-are serialised with a lock, so meshing from several threads stays safe.
+are serialised with a lock, so meshing from several threads stays safe. Holding the GIL
+for up to half a second freezes an interactive program's GUI thread, so such a program
+calls :func:`use_helper_process` and the collapses run in a separate process (only the
+vertex and face arrays travel; a few MB).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import fast_simplification
@@ -25,9 +31,45 @@ from surgtwin.core.mesh.quality import MeshQuality, signed_volume_mm3
 from surgtwin.core.mesh.repair import repair_mesh
 
 _SIMPLIFY_LOCK = threading.Lock()
+_helper: ProcessPoolExecutor | None = None
 # A budget is aimed at with this margin, so the faces a repair adds (closed holes) stay under it.
 BUDGET_MARGIN = 0.995
 MAX_PASSES = 3
+
+
+def use_helper_process(enabled: bool = True) -> None:
+    """Run fast_simplification in a helper process (started now, in the background) so the
+    calling process's other threads keep the GIL; ``False`` stops it."""
+    global _helper
+    with _SIMPLIFY_LOCK:
+        if enabled and _helper is None:
+            # spawn, not fork: the caller may be a multi-threaded GUI process
+            _helper = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _helper.submit(_simplify_once, None, None, 0, 0.0)  # start it (imports) ahead of need
+        elif not enabled and _helper is not None:
+            _helper.shutdown(wait=False, cancel_futures=True)
+            _helper = None
+
+
+def _simplify_once(
+    v: np.ndarray | None, f: np.ndarray | None, target: int, agg: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    if v is None or f is None:
+        return None  # the warm-up call
+    return fast_simplification.simplify(v, f, target_count=target, agg=agg)
+
+
+def _simplify_call(v: np.ndarray, f: np.ndarray, target: int, agg: float) -> tuple[np.ndarray, np.ndarray]:
+    """One fast_simplification call, in the helper process when there is a working one."""
+    global _helper
+    if _helper is not None:
+        try:
+            result = _helper.submit(_simplify_once, v, f, target, agg).result()
+            assert result is not None
+            return result
+        except BrokenProcessPool:  # it died (killed, out of memory): carry on in-process
+            _helper = None
+    return fast_simplification.simplify(v, f, target_count=target, agg=agg)
 
 
 def target_reduction(n_faces: int, budget: int | None, reduction: float | None) -> float:
@@ -100,7 +142,7 @@ def _simplify(
     while passes < MAX_PASSES:
         n_before = len(f)
         with _SIMPLIFY_LOCK:
-            v, f = fast_simplification.simplify(v, f, target_count=target, agg=agg)
+            v, f = _simplify_call(v, f, target, agg)
         v = np.ascontiguousarray(v, dtype=np.float64)
         f = np.ascontiguousarray(f, dtype=np.int32)
         passes += 1
