@@ -84,8 +84,15 @@ def run_app(
     window = MainWindow()
     install_error_hook(window)
     window.show()
+    steps: list[Callable[[], object]] = []
+
+    def recover() -> None:
+        if window.offer_recovery():
+            steps.clear()  # the recovered case is shown; opening PATH over it would ask to drop it
+
     # A person starting the app is offered what a crash left; a scripted --quit run is not.
-    steps: list[Callable[[], object]] = [] if quit_when_ready else [window.offer_recovery]
+    if not quit_when_ready:
+        steps.append(recover)
     if path is not None:
         steps.append(lambda: window.open_path(path))
     if twin:

@@ -279,8 +279,10 @@ class Autosaver(QObject):
         tracker_getter: Callable[[], ChangeTracker],
         case_path_getter: Callable[[], Path | None] = lambda: None,
         directory: Path | None = None,
+        is_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(parent)
+        self._is_ready = is_ready  # False while derived data (meshes) lags the labels
         self._scene_getter = scene_getter
         self._tracker_getter = tracker_getter
         self._case_path_getter = case_path_getter
@@ -321,8 +323,8 @@ class Autosaver(QObject):
 
     def autosave_now(self) -> bool:
         """Start writing a recovery copy if one is needed; True when a write started."""
-        if self._in_flight or not self.needs_write():
-            return False
+        if self._in_flight or not self._is_ready() or not self.needs_write():
+            return False  # not ready: the next tick writes it
         scene, tracker = self._scene_getter(), self._tracker_getter()
         try:
             self._take_lock()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from surgtwin.core.commands import AddVolume, History
@@ -21,6 +21,7 @@ from surgtwin.ui.autosave import (
     discard_recovery,
     find_recoverable,
     load_recovered,
+    snapshot_scene,
 )
 from surgtwin.ui.export_dialog import ExportDialog
 from surgtwin.ui.settings import UserSettings
@@ -45,6 +46,7 @@ class CaseActions(_Base):
             lambda: self.scene,
             tracker_getter=lambda: self.tracker,
             case_path_getter=lambda: self.case_path,
+            is_ready=lambda: not self.mesh_updater.pending,
         )
         self.autosaver.failed.connect(lambda why: self.set_status(f"Autosave failed: {why}"))
         self._closing_after_save = False
@@ -149,14 +151,18 @@ class CaseActions(_Base):
         path = Path(path)
         if not jobs.is_case_file(path):
             path = path.with_name(path.name + jobs.CASE_SUFFIX)
+        scene = self.scene
         if self.mesh_updater.pending:  # save surfaces that match the labels
-            self.mesh_updater.when_idle(lambda: self.save_to(path, then))
+            self.mesh_updater.when_idle(lambda: self.scene is scene and self._start_when_free(path, then))
             self.set_status("Saving once the 3D meshes are updated…")
             return True
-        scene, state = self.scene, self.tracker.state()
+        # The worker writes a copy taken now: edits made while it writes (the window stays
+        # usable) must not tear the file between its checksums and its arrays.
+        state, snapshot = self.tracker.state(), snapshot_scene(scene)
 
         def done(saved: Path) -> None:
             if self.scene is scene:
+                scene.provenance.append(snapshot.provenance[-1])  # the save record
                 self.case_path = saved
                 self.tracker.mark_saved(state)  # edits made while it was writing stay unsaved
                 self.autosaver.discard()
@@ -164,9 +170,21 @@ class CaseActions(_Base):
                 self.refresh()
             self.set_status(f"Saved {saved}")
             if then is not None:
-                then()
+                if self.tracker.dirty:  # edited while saving: ask again rather than lose it
+                    self.set_status(f"Saved {saved}; there are newer changes")
+                    if then == self.close_discarding:
+                        self.close()
+                else:
+                    then()
 
-        return self._start("Save", lambda progress: jobs.save(scene, path, progress), done)
+        return self._start("Save", lambda progress: jobs.save(snapshot, path, progress), done)
+
+    def _start_when_free(self, path: Path, then: Any) -> bool:
+        """A deferred save: wait for a running task rather than drop the save."""
+        if self.busy:
+            QTimer.singleShot(200, lambda: self._start_when_free(path, then))
+            return True
+        return self.save_to(path, then)
 
     # --- export --------------------------------------------------------------------
     def open_export_dialog(self) -> ExportDialog | None:
@@ -189,16 +207,20 @@ class CaseActions(_Base):
         answer = QMessageBox.question(self, "Recover unsaved work", entry.question())
         return answer == QMessageBox.StandardButton.Yes
 
-    def offer_recovery(self) -> None:
-        """At start: offer the copies autosaved by sessions that ended without closing."""
+    def offer_recovery(self) -> bool:
+        """At start: offer the copies autosaved by sessions that ended without closing.
+        True when the user took one (then nothing else should be opened over it)."""
         problems: list[RecoveryProblem] = []
+        recovered = False
         for entry in find_recoverable(self.autosaver.directory, problems):
             if self.ask_recover(entry):
                 self._recover(entry)
+                recovered = True
                 break
             discard_recovery(entry.case_file)
         if problems:
             self.set_status("Some recovery copies were damaged and skipped: " + problems[0].message)
+        return recovered
 
     def _recover(self, entry: RecoveryEntry) -> None:
         def done(scene: Scene) -> None:

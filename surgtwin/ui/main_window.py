@@ -128,6 +128,8 @@ class MainWindow(CaseActions, QMainWindow):
     def _bind(self, scene: Scene, history: History, *, saved: bool = True) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.tool is not None:
+            self.tool.cancel()  # a half-placed point belongs to the previous case
         self.scene, self.history = scene, history
         self.tracker = ChangeTracker(history, saved=saved)
         self.mesh_updater.set_scene(scene)
@@ -256,7 +258,10 @@ class MainWindow(CaseActions, QMainWindow):
         return True
 
     def undo(self) -> None:
-        if self.history.can_undo() and not self.busy:
+        if self.busy:
+            self.set_status(f"Wait for {self.task.title.lower()} to finish (or cancel it), then undo")
+            return
+        if self.history.can_undo():
             try:
                 command = self.history.undo()
             except Exception as exc:  # noqa: BLE001
@@ -265,7 +270,10 @@ class MainWindow(CaseActions, QMainWindow):
             self.status.setText(f"Undone: {command.describe()}")
 
     def redo(self) -> None:
-        if self.history.can_redo() and not self.busy:
+        if self.busy:
+            self.set_status(f"Wait for {self.task.title.lower()} to finish (or cancel it), then redo")
+            return
+        if self.history.can_redo():
             try:
                 command = self.history.redo()
             except Exception as exc:  # noqa: BLE001

@@ -150,6 +150,7 @@ class MeshUpdater(QObject):
         self._pool.waitForDone(10_000)  # a cancelled rebuild stops at its next step
 
     def _detach(self) -> None:
+        self._idle_callbacks.clear()  # they were meant for the previous scene
         self._timer.stop()
         self._retry.stop()
         if self._running is not None:

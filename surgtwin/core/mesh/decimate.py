@@ -19,8 +19,11 @@ vertex and face arrays travel; a few MB).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -32,6 +35,7 @@ from surgtwin.core.mesh.repair import repair_mesh
 
 _SIMPLIFY_LOCK = threading.Lock()
 _helper: ProcessPoolExecutor | None = None
+HELPER_TIMEOUT_S = 120.0  # far above any real collapse (< 2 s for 1 M faces here)
 # A budget is aimed at with this margin, so the faces a repair adds (closed holes) stay under it.
 BUDGET_MARGIN = 0.995
 MAX_PASSES = 3
@@ -44,11 +48,27 @@ def use_helper_process(enabled: bool = True) -> None:
     with _SIMPLIFY_LOCK:
         if enabled and _helper is None:
             # spawn, not fork: the caller may be a multi-threaded GUI process
-            _helper = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _helper = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
             _helper.submit(_simplify_once, None, None, 0, 0.0)  # start it (imports) ahead of need
         elif not enabled and _helper is not None:
             _helper.shutdown(wait=False, cancel_futures=True)
             _helper = None
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In the helper: leave as soon as the process that started it is gone (even killed)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _simplify_once(
@@ -64,10 +84,11 @@ def _simplify_call(v: np.ndarray, f: np.ndarray, target: int, agg: float) -> tup
     global _helper
     if _helper is not None:
         try:
-            result = _helper.submit(_simplify_once, v, f, target, agg).result()
+            result = _helper.submit(_simplify_once, v, f, target, agg).result(timeout=HELPER_TIMEOUT_S)
             assert result is not None
             return result
-        except BrokenProcessPool:  # it died (killed, out of memory): carry on in-process
+        except (BrokenProcessPool, FuturesTimeout):  # it died or hangs: carry on in-process
+            _helper.shutdown(wait=False, cancel_futures=True)
             _helper = None
     return fast_simplification.simplify(v, f, target_count=target, agg=agg)
 
