@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-CLI_COMMANDS = frozenset({"info", "convert", "import", "show", "build", "export", "measure"})
+CLI_COMMANDS = frozenset({"info", "convert", "import", "show", "build", "export", "measure", "simulate"})
 CLI_OPTIONS = frozenset({"-h", "--help", "--version", "-v", "--verbose"})
 
 

@@ -19,6 +19,7 @@ import surgtwin
 from surgtwin.cli.common import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK
 from surgtwin.cli.common import print_json as _print_json
 from surgtwin.cli.common import require_existing as _require_existing
+from surgtwin.cli.simulate import register as register_simulate_commands
 from surgtwin.cli.terminal import cancellable_progress
 from surgtwin.cli.twin import register as register_twin_commands
 from surgtwin.core.errors import CancelledError, SurgTwinError
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
     show.set_defaults(func=cmd_show)
     register_twin_commands(sub)
+    register_simulate_commands(sub)
     return parser
 
 
