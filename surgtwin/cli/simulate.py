@@ -18,6 +18,7 @@ from surgtwin.cli.common import EXIT_OK, print_json, require_existing
 from surgtwin.core.errors import SurgTwinError
 
 DEFORM_SCHEMA = "surgtwin.simulate.deform/1"
+MESH_SUFFIXES = (".ply", ".stl", ".obj")
 DEFAULT_MAX_ELEMENTS = 2000
 # Settled: the largest node move of a static iteration is below this fraction of a cell.
 SETTLE_TOLERANCE = 1e-3
@@ -110,6 +111,13 @@ def cmd_deform(args: argparse.Namespace) -> int:
     require_existing([args.case])
     if args.steps < 1 or args.max_elements < 8:
         raise SurgTwinError("--steps must be at least 1 and --max-elements at least 8", code="usage")
+    output = (
+        Path(args.output)
+        if args.output
+        else Path(args.case).with_name(f"{Path(args.case).stem}_{args.segment}_deformed.ply")
+    )
+    if output.suffix.lower() not in MESH_SUFFIXES:  # refuse before the work, not after it
+        raise SurgTwinError(f"{output}: write the deformed mesh as .ply, .stl or .obj", code="usage")
     scene = load_case(Path(args.case))
     mask, ijk_to_lps, seg_key = _segment_mask(scene, args.segment)
     tissue = _material(args, args.segment)
@@ -179,11 +187,6 @@ def cmd_deform(args: argparse.Namespace) -> int:
     vertices_mm, faces = _surface(scene, seg_key, mesh)
     embedding = Embedding.build(mesh, vertices_mm * MM)
     deformed_mm = embedding.apply(body.positions) / MM
-    output = (
-        Path(args.output)
-        if args.output
-        else Path(args.case).with_name(f"{Path(args.case).stem}_{args.segment}_deformed.ply")
-    )
     _write_mesh(output, deformed_mm, faces)
 
     rate_started = time.perf_counter()
@@ -240,8 +243,6 @@ def cmd_deform(args: argparse.Namespace) -> int:
 def _write_mesh(path: Path, vertices_mm: np.ndarray, faces: np.ndarray) -> None:
     import trimesh
 
-    if path.suffix.lower() not in (".ply", ".stl", ".obj"):
-        raise SurgTwinError(f"{path}: write the deformed mesh as .ply, .stl or .obj", code="usage")
     path.parent.mkdir(parents=True, exist_ok=True)
     trimesh.Trimesh(vertices_mm, faces, process=False).export(path)
 

@@ -74,6 +74,7 @@ def test_custom_tissue_is_stiffer_and_moves_less(truth_case: Path, tmp_path: Pat
         (["--segment", "liver", "--fixed", "bone", "--youngs", "-5", "--poisson", "0.4", "--density", "1000"],
          "Young"),
         (["--segment", "liver", "--fixed", "spleen"], "does not touch"),
+        (["--segment", "liver", "--fixed", "bone", "-o", "liver.vtk"], "write the deformed mesh as .ply"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line(truth_case: Path, args: list[str], message: str) -> None:
