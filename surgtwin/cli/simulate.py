@@ -43,20 +43,6 @@ def _load(text: str) -> tuple[np.ndarray, np.ndarray]:
     return _vector(point, "a point in LPS mm"), _vector(force, "a force in N")
 
 
-def _segment_mask(scene: Any, name: str) -> tuple[np.ndarray, np.ndarray, Any]:
-    for segmentation in scene.segmentations.values():
-        for label, segment in segmentation.segments.items():
-            if segment.name == name:
-                mask = segmentation.labels == label
-                if not mask.any():
-                    raise SurgTwinError(f"segment {name!r} is empty", code="empty_segment")
-                return mask, segmentation.ijk_to_lps, (segmentation, label)
-    names = sorted({s.name for seg in scene.segmentations.values() for s in seg.segments.values()})
-    raise SurgTwinError(
-        f"no segment named {name!r} in this case; segments: {', '.join(names) or 'none'}", code="no_segment"
-    )
-
-
 def _material(args: argparse.Namespace, segment: str) -> Any:
     from surgtwin.core.deform.materials import custom_material, material, material_for_segment
 
@@ -80,33 +66,24 @@ def _material(args: argparse.Namespace, segment: str) -> Any:
     return found
 
 
-def _surface(scene: Any, seg_key: tuple[Any, int], mesh: Any) -> tuple[np.ndarray, np.ndarray]:
+def _surface(scene: Any, target: Any, mesh: Any) -> tuple[np.ndarray, np.ndarray]:
     """The segment's own surface mesh (LPS mm) if the case has one, else the simulation
     mesh's boundary (quads split into triangles)."""
     from surgtwin.core.deform.mesh import MM, boundary_faces
+    from surgtwin.core.deform.setup import surface_mesh_id
 
-    segmentation, label = seg_key
-    seg_id = next(k for k, v in scene.segmentations.items() if v is segmentation)
-    for surface in scene.meshes.values():
-        if surface.segmentation_id == seg_id and surface.segment_label == label and len(surface.faces):
-            return np.asarray(surface.vertices, float), np.asarray(surface.faces, np.int64)
+    mesh_id = surface_mesh_id(scene, target.segmentation_id, target.label)
+    if mesh_id is not None:
+        surface = scene.meshes[mesh_id]
+        return np.asarray(surface.vertices, float), np.asarray(surface.faces, np.int64)
     quads = boundary_faces(mesh)
-    triangles = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    return mesh.nodes / MM, triangles
+    return mesh.nodes / MM, np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
 
 
 def cmd_deform(args: argparse.Namespace) -> int:
     from surgtwin.core.case import load_case
-    from surgtwin.core.deform import DeformableBody
-    from surgtwin.core.deform.embedding import Embedding
-    from surgtwin.core.deform.mesh import (
-        MM,
-        cell_size_for_budget,
-        elements_for_rate,
-        hex_mesh_from_mask,
-        nodes_touching,
-        surface_nodes,
-    )
+    from surgtwin.core.deform.mesh import MM, elements_for_rate, surface_nodes
+    from surgtwin.core.deform.setup import build_segment_body, embed_surface, find_segment
 
     require_existing([args.case])
     if args.steps < 1 or args.max_elements < 8:
@@ -119,32 +96,22 @@ def cmd_deform(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in MESH_SUFFIXES:  # refuse before the work, not after it
         raise SurgTwinError(f"{output}: write the deformed mesh as .ply, .stl or .obj", code="usage")
     scene = load_case(Path(args.case))
-    mask, ijk_to_lps, seg_key = _segment_mask(scene, args.segment)
+    target = find_segment(scene, args.segment)
     tissue = _material(args, args.segment)
     gravity = _vector(args.gravity, "a gravity vector in m/s²") if args.gravity else np.zeros(3)
     loads = [_load(text) for text in args.load or []]
 
     started = time.perf_counter()
     budget = elements_for_rate(args.rate) if args.rate is not None else args.max_elements
-    cell_mm = cell_size_for_budget(mask, ijk_to_lps, budget)
-    mesh = hex_mesh_from_mask(mask, ijk_to_lps, cell_mm)
-    fixed = np.zeros(len(mesh.nodes), dtype=bool)
-    for name in args.fixed or []:
-        other, other_affine, _ = _segment_mask(scene, name)
-        touching = nodes_touching(mesh, other, other_affine, distance_mm=cell_mm)
-        if not touching.any():
-            raise SurgTwinError(
-                f"segment {name!r} does not touch {args.segment!r} (no node within {cell_mm:.1f} mm)",
-                code="not_touching",
-            )
-        fixed |= touching
-    if not fixed.any() and (loads or args.drag or gravity.any()):
+    if not args.fixed and (loads or args.drag or gravity.any()):
         raise SurgTwinError(
             f"nothing holds {args.segment!r} in place, so loads or drags would only move it away: "
             "give --fixed SEGMENT (e.g. a bone it touches)",
             code="not_fixed",
         )
-    body = DeformableBody(mesh, tissue, gravity=gravity, fixed=fixed)
+    anchors = [find_segment(scene, name) for name in args.fixed or []]
+    built = build_segment_body(target, tissue, max_elements=budget, anchors=anchors, gravity=gravity)
+    mesh, body, fixed, cell_mm = built.mesh, built.body, built.fixed, built.cell_mm
     on_surface = surface_nodes(mesh) & ~fixed
     surface_ids = np.flatnonzero(on_surface)
     applied = []
@@ -184,8 +151,8 @@ def cmd_deform(args: argparse.Namespace) -> int:
         for handle, point_mm, move_mm in grasps
     ]
 
-    vertices_mm, faces = _surface(scene, seg_key, mesh)
-    embedding = Embedding.build(mesh, vertices_mm * MM)
+    vertices_mm, faces = _surface(scene, target, mesh)
+    embedding = embed_surface(mesh, vertices_mm)
     deformed_mm = embedding.apply(body.positions) / MM
     _write_mesh(output, deformed_mm, faces)
 

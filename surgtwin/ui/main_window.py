@@ -43,6 +43,7 @@ from surgtwin.ui.plan_overlay import PlanOverlay
 from surgtwin.ui.plan_panel import PlanPanel
 from surgtwin.ui.segment_editor import SegmentEditor
 from surgtwin.ui.segments_panel import SegmentsPanel
+from surgtwin.ui.simulation_panel import SimulationPanel
 from surgtwin.ui.slice_view import SliceView, rgb_to_qimage
 from surgtwin.ui.unsaved import ChangeTracker
 from surgtwin.ui.view3d import View3D
@@ -95,6 +96,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.plan_panel.reslice_cleared.connect(self.clear_planes)
         self.tool: SliceTool | None = None
         self.view3d_controls = View3DControls(self.view_3d)
+        self.simulation_panel = SimulationPanel(self, self.view_3d)
         for view in self.slice_views.values():
             view.add_overlay(PlanOverlay(lambda: self.scene))
             view.window_changed.connect(self._link_window)
@@ -106,6 +108,7 @@ class MainWindow(CaseActions, QMainWindow):
             ("Segments", self.segments_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Segment editor", self.segment_editor, Qt.DockWidgetArea.RightDockWidgetArea),
             ("3D", self.view3d_controls, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Simulation", self.simulation_panel, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{title.lower()}")
@@ -136,6 +139,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.autosaver.discard()
         self._unsubscribe = scene.subscribe(self._on_scene_event)
         self.view_3d.set_scene(scene)
+        self.simulation_panel.set_scene(scene)  # a live preview belongs to the previous case
         self.refresh()
 
     def _on_scene_event(self, _event: SceneEvent) -> None:
@@ -157,6 +161,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.segments_panel.show_scene(self.scene)
         self.segment_editor.refresh()
         self.plan_panel.refresh()
+        self.simulation_panel.refresh()
         self.undo_action.setEnabled(self.history.can_undo())
         self.redo_action.setEnabled(self.history.can_redo())
         self.twin_action.setEnabled(found is not None)
@@ -393,4 +398,5 @@ class MainWindow(CaseActions, QMainWindow):
             self._unsubscribe()
             self._unsubscribe = None
         self.mesh_updater.close()
+        self.simulation_panel.close_session()
         self.view_3d.close_view()

@@ -4,7 +4,8 @@ Every kernel works on flat arrays (positions ``(N, 3)``, elements ``(E, 8)``) so
 them once (``cache=True``) and runs the element loops on all cores (``parallel=True``). Element
 loops write into a per-element buffer; a second loop over nodes sums that buffer through a
 node -> element-slot table, so no two threads ever write the same node (no atomics; only the
-order of the dot-product sums depends on the thread count).
+order of the dot-product sums depends on the thread count). Kernels release the GIL
+(``nogil=True``): the desktop app steps the solver on a worker thread while its GUI thread runs.
 
 Node order is VTK_HEXAHEDRON: corners (-,-,-) (+,-,-) (+,+,-) (-,+,-) then the same at +z.
 """
@@ -112,7 +113,7 @@ def volume_gradient_reference(cell_m: float) -> np.ndarray:
 GAUSS_DNDXI = np.array([shape_gradients(gp) for gp in GAUSS])  # (8 gauss points, 8 nodes, 3)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _rotate_towards(q: np.ndarray, f: np.ndarray, iterations: int) -> None:
     """Nearest rotation to ``f``, as a unit quaternion ``q`` (w, x, y, z), refined in place.
 
@@ -166,7 +167,7 @@ def _rotate_towards(q: np.ndarray, f: np.ndarray, iterations: int) -> None:
         q[0], q[1], q[2], q[3] = nw / norm, nx / norm, ny / norm, nz / norm
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _quat_to_matrix(q: np.ndarray, r: np.ndarray) -> None:
     w, x, y, z = q[0], q[1], q[2], q[3]
     r[0, 0] = 1 - 2 * (y * y + z * z)
@@ -180,7 +181,7 @@ def _quat_to_matrix(q: np.ndarray, r: np.ndarray) -> None:
     r[2, 2] = 1 - 2 * (x * x + y * y)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def update_elements(x, elements, dndx_centre, dndxi, quats, rots, volumes, vol_grads, iterations):
     """Per element: rotation (from F at the centre), current volume and its gradient.
 
@@ -226,7 +227,7 @@ def update_elements(x, elements, dndx_centre, dndxi, quats, rots, volumes, vol_g
         volumes[e] = vol
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def element_forces(x, elements, rots, k_dev, rest_force, volumes, vol_grads, rest_volume, bulk, buf):
     """Elastic force per element corner into ``buf`` (E, 24).
 
@@ -259,7 +260,7 @@ def element_forces(x, elements, rots, k_dev, rest_force, volumes, vol_grads, res
                 )
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def element_product(p, elements, rots, k_dev, vol_grads, volume_stiffness, buf):
     """buf[e] = (R K R^T + k_v g g^T) p_e: the linearised element stiffness times ``p``."""
     n_el = elements.shape[0]
@@ -286,7 +287,7 @@ def element_product(p, elements, rots, k_dev, vol_grads, volume_stiffness, buf):
                 buf[e, 3 * a + i] = r[i, 0] * t0 + r[i, 1] * t1 + r[i, 2] * t2 + gp * vol_grads[e, 3 * a + i]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def gather(buf, node_ptr, node_slots, out):
     """out[n] = sum of buf over the element corners that are node n."""
     n_nodes = out.shape[0]
@@ -306,7 +307,7 @@ def gather(buf, node_ptr, node_slots, out):
         out[n, 2] = s2
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def system_product(
     p,
     elements,
@@ -336,7 +337,7 @@ def system_product(
             out[n, i] = v if free[n, i] else 0.0
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _invert3(m, out):
     c00 = m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]
     c01 = m[1, 2] * m[2, 0] - m[1, 0] * m[2, 2]
@@ -354,7 +355,7 @@ def _invert3(m, out):
     out[2, 2] = (m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]) * inv
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def block_jacobi(
     elements,
     rots,
@@ -408,7 +409,7 @@ def block_jacobi(
         _invert3(blk, inv_blocks[n])
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def apply_blocks(blocks, r, out):
     n_nodes = r.shape[0]
     for n in prange(n_nodes):
@@ -416,7 +417,7 @@ def apply_blocks(blocks, r, out):
             out[n, i] = blocks[n, i, 0] * r[n, 0] + blocks[n, i, 1] * r[n, 1] + blocks[n, i, 2] * r[n, 2]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _update_iterate(x, r, p, ap, alpha, blocks, z):
     """x += alpha p; r -= alpha Ap; z = P r; returns (r.z, r.r)."""
     n_nodes = x.shape[0]
@@ -442,7 +443,7 @@ def _update_iterate(x, r, p, ap, alpha, blocks, z):
     return rz, rr
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _dot(a, b):
     s = 0.0
     for n in prange(a.shape[0]):
@@ -450,14 +451,14 @@ def _dot(a, b):
     return s
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _new_direction(p, z, beta):
     for n in prange(p.shape[0]):
         for i in range(3):
             p[n, i] = z[n, i] + beta * p[n, i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pcg(
     x,
     r,
@@ -522,7 +523,7 @@ def pcg(
     return it, res
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def corner_jacobians_min(x, elements):
     """Smallest corner Jacobian determinant per element (negative or zero: inverted corner)."""
     n_el = elements.shape[0]
@@ -550,7 +551,7 @@ def corner_jacobians_min(x, elements):
     return out
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def centre_strains(x, elements, rots, dndx_centre, out):
     """Co-rotated small strain R^T F - I (symmetrised) at each element centre, Voigt (E, 6)."""
     n_el = elements.shape[0]

@@ -52,9 +52,14 @@ ROTATION_ITERATIONS = 4
 
 
 class MaterialLike(Protocol):
-    youngs_pa: float
-    poisson: float
-    density_kg_m3: float
+    @property
+    def youngs_pa(self) -> float: ...
+
+    @property
+    def poisson(self) -> float: ...
+
+    @property
+    def density_kg_m3(self) -> float: ...
 
 
 class MeshLike(Protocol):
