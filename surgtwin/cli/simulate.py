@@ -36,11 +36,13 @@ def _vector(text: str, what: str) -> np.ndarray:
     return np.array(values)
 
 
-def _load(text: str) -> tuple[np.ndarray, np.ndarray]:
-    point, sep, force = text.partition(":")
+def _load(text: str, second: str = "a force in N") -> tuple[np.ndarray, np.ndarray]:
+    point, sep, vector = text.partition(":")
     if not sep:
-        raise SurgTwinError(f"{text!r} is not a load: give X,Y,Z:FX,FY,FZ (mm : N)", code="usage")
-    return _vector(point, "a point in LPS mm"), _vector(force, "a force in N")
+        raise SurgTwinError(
+            f"{text!r}: give X,Y,Z:{'FX,FY,FZ' if 'force' in second else 'DX,DY,DZ'}", code="usage"
+        )
+    return _vector(point, "a point in LPS mm"), _vector(vector, second)
 
 
 def _material(args: argparse.Namespace, segment: str) -> Any:
@@ -119,7 +121,15 @@ def cmd_deform(args: argparse.Namespace) -> int:
         if not len(surface_ids):
             raise SurgTwinError("the simulation mesh has no free surface node to load", code="usage")
         distance = np.linalg.norm(mesh.nodes[surface_ids] - point_mm * MM, axis=1)
-        near = surface_ids[distance <= distance.min() + LOAD_SPREAD_CELLS * mesh.cell_m]
+        if distance.min() > 2 * mesh.cell_m:
+            raise SurgTwinError(
+                f"--load at {point_mm.tolist()} mm is {distance.min() / MM:.0f} mm from {args.segment!r}; "
+                "give a point on its surface",
+                code="usage",
+            )
+        nearest = mesh.nodes[surface_ids[distance.argmin()]]
+        spread = np.linalg.norm(mesh.nodes[surface_ids] - nearest, axis=1)
+        near = surface_ids[spread <= LOAD_SPREAD_CELLS * mesh.cell_m]
         body.set_load(near, force_n / len(near))  # shared equally: the total is the given force
         applied.append(
             {
@@ -130,7 +140,7 @@ def cmd_deform(args: argparse.Namespace) -> int:
             }
         )
     grasps = []
-    for point_mm, move_mm in [_load(text) for text in args.drag or []]:
+    for point_mm, move_mm in [_load(text, "a move in mm") for text in args.drag or []]:
         try:
             handle = body.grasp(point_mm * MM)
         except SurgTwinError as exc:
@@ -140,6 +150,7 @@ def cmd_deform(args: argparse.Namespace) -> int:
     solve_started = time.perf_counter()
     stats = body.solve_static(tol=SETTLE_TOLERANCE, max_steps=args.steps)
     solve_s = time.perf_counter() - solve_started
+    inverted = body.inverted_elements()  # of the settled shape the results describe
     displacement_mm = np.linalg.norm(body.displacement(), axis=1) / MM
     dragged = [
         {
@@ -184,7 +195,7 @@ def cmd_deform(args: argparse.Namespace) -> int:
         "converged": bool(stats.converged),
         "max_displacement_mm": float(displacement_mm.max()),
         "mean_displacement_mm": float(displacement_mm.mean()),
-        "inverted_elements": body.inverted_elements(),
+        "inverted_elements": inverted,
         "solve_seconds": round(solve_s, 4),
         "steps_per_second": round(steps_per_second, 1),
         "seconds": round(time.perf_counter() - started, 3),
@@ -231,21 +242,30 @@ def register(sub: Any) -> None:
     deform.add_argument("--youngs", type=float, metavar="PA", help="custom Young's modulus (Pa)")
     deform.add_argument("--poisson", type=float, metavar="NU", help="custom Poisson's ratio (0 .. 0.5)")
     deform.add_argument("--density", type=float, metavar="KG_M3", help="custom density (kg/m³)")
-    deform.add_argument("--gravity", metavar="X,Y,Z", help="gravity in m/s², LPS axes (supine: 0,9.81,0)")
     deform.add_argument(
-        "--load", action="append", metavar="X,Y,Z:FX,FY,FZ", help="a force (N) at a surface point (LPS mm)"
+        "--gravity",
+        metavar="X,Y,Z",
+        help="gravity in m/s², LPS axes (supine: 0,9.81,0; a leading minus needs --gravity=-X,...)",
+    )
+    deform.add_argument(
+        "--load",
+        action="append",
+        metavar="X,Y,Z:FX,FY,FZ",
+        help="a force (N) at a surface point (LPS mm); a leading minus needs --load=-X,...",
     )
     deform.add_argument(
         "--drag",
         action="append",
         metavar="X,Y,Z:DX,DY,DZ",
-        help="grasp the tissue at a point (LPS mm) and move it by DX,DY,DZ mm; reports the force on the tool",
+        help="grasp the tissue at a point (LPS mm) and move it by DX,DY,DZ mm (force on the tool reported); "
+        "a leading minus needs --drag=-X,...",
     )
     deform.add_argument("--steps", type=int, default=50, metavar="N", help="most static iterations (50)")
-    deform.add_argument(
+    size = deform.add_mutually_exclusive_group()
+    size.add_argument(
         "--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N", help="mesh size budget (2000)"
     )
-    deform.add_argument(
+    size.add_argument(
         "--rate",
         type=float,
         metavar="HZ",

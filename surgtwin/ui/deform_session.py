@@ -41,7 +41,7 @@ from surgtwin.core.deform.setup import (
     find_segment,
     surface_mesh_id,
 )
-from surgtwin.core.errors import SurgTwinError
+from surgtwin.core.errors import CancelledError, SurgTwinError
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +184,11 @@ class _SolverLoop(threading.Thread):
     def _loop(self) -> None:
         last_frame = 0.0
         dirty = True
+        shown_colour = None
         while not self.stop_event.is_set():
             grasp_m, target_m, release, colour_by = self._take_requests()
+            if colour_by != shown_colour:  # a colouring change shows even at rest
+                dirty, shown_colour = True, colour_by
             if release and self.handle is not None:
                 self.body.release(self.handle)
                 self.handle, self._moving, dirty = None, True, True
@@ -321,6 +324,10 @@ class DeformSession(QObject):
                 raise SurgTwinError(
                     f"no material preset matches segment {config.segment!r}: choose a material in the panel"
                 )
+            if not anchors:  # a free body only drifts away under a drag or gravity
+                raise SurgTwinError(
+                    f"nothing holds {config.segment!r}: tick an anchor segment that touches it (e.g. bone)"
+                )
             surface = scene.get(mesh_id)
             rest_mm = np.array(surface.vertices, dtype=np.float64)
             faces = np.array(surface.faces, dtype=np.int64)
@@ -331,7 +338,15 @@ class DeformSession(QObject):
         self._generation += 1
         generation = self._generation
 
-        def work(progress: Any) -> tuple[SegmentBody, Embedding]:
+        def work(progress: Any) -> tuple[SegmentBody, Embedding] | Exception:
+            try:
+                return build(progress)
+            except CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported by done() on the GUI thread
+                return exc
+
+        def build(progress: Any) -> tuple[SegmentBody, Embedding]:
             built = build_segment_body(
                 target,
                 tissue,
@@ -344,10 +359,14 @@ class DeformSession(QObject):
             warm_up(built)
             return built, embedding
 
-        def done(result: tuple[SegmentBody, Embedding]) -> None:
+        def done(result: tuple[SegmentBody, Embedding] | Exception) -> None:
             self.building = False
             if generation != self._generation or self.context.scene is not scene:
                 return  # reset, restarted or another case opened meanwhile
+            if isinstance(result, Exception):
+                self.context.report_error("Simulation", result)
+                self.ended.emit("could not build the simulation")
+                return
             self._begin(config, mesh_id, result[0], result[1], rest_mm, faces)
 
         self.config = config
@@ -370,6 +389,7 @@ class DeformSession(QObject):
             actor = renderer.actor(mesh_id)
         except Exception as exc:  # noqa: BLE001 - the mesh went away while the body was built
             self.context.report_error("Simulation", exc)
+            self.ended.emit("the mesh went away")
             return
         self.built, self.mesh_id, self._actor = built, mesh_id, actor
         mapper = actor.GetMapper()
@@ -379,6 +399,7 @@ class DeformSession(QObject):
             self.context.report_error(
                 "Simulation", SurgTwinError("the 3D view shows another version of the mesh")
             )
+            self.ended.emit("the mesh changed")
             return
         self._preview = vtkPolyData()
         self._preview.DeepCopy(self._own_input)
@@ -406,8 +427,8 @@ class DeformSession(QObject):
     def reset(self, reason: str = "reset") -> None:
         """Stop the solver and show the segment's own mesh again, in its own colour."""
         self._generation += 1
+        was_running = self._loop is not None or self._actor is not None or self.building
         self.building = False
-        was_running = self._loop is not None or self._actor is not None
         self._stop_loop()
         if self._actor is not None:
             mapper = self._actor.GetMapper()
@@ -447,8 +468,8 @@ class DeformSession(QObject):
             self._loop.request(target_m=np.asarray(target_lps_mm, dtype=np.float64).reshape(3) * MM)
 
     def release(self) -> None:
-        if self._loop is not None:
-            self._loop.request(release=True)
+        if self._loop is not None:  # also drops a grasp the solver has not taken up yet
+            self._loop.request(release=True, grasp_m=None, target_m=None)
 
     def set_colour_by(self, mode: str) -> None:
         if mode not in COLOUR_MODES:

@@ -253,6 +253,8 @@ class SimulationPanel(QWidget):
     def _on_ended(self, reason: str) -> None:
         self.state_label.setText(f"Stopped ({reason}); the 3D view shows the case again")
         self.force_label.setText("Tool force: –")
+        self.displacement_label.setText("Max displacement: –")
+        self.rate_label.setText("Solver: –")
         self.legend_label.setText("")
         self._update_buttons()
 

@@ -74,6 +74,8 @@ def test_custom_tissue_is_stiffer_and_moves_less(truth_case: Path, tmp_path: Pat
         (["--segment", "liver", "--fixed", "bone", "--youngs", "-5", "--poisson", "0.4", "--density", "1000"],
          "Young"),
         (["--segment", "liver", "--fixed", "spleen"], "does not touch"),
+        (["--segment", "liver", "--fixed", "bone", "--load", "500,500,500:0,0,1"], "on its surface"),
+        (["--segment", "liver", "--fixed", "bone", "--drag", "19,-89,-36:0,1"], "not a move in mm"),
         (["--segment", "liver", "--fixed", "bone", "-o", "liver.vtk"], "write the deformed mesh as .ply"),
     ],
 )  # fmt: skip

@@ -259,3 +259,8 @@ def test_new_case_and_missing_material_are_handled(setup, qtbot) -> None:
     panel.set_anchors([])
     assert not panel.start()
     assert harness.errors and "material" in str(harness.errors[-1][1])
+    # the liver with no anchor ticked: refused, a free organ would only drift away
+    panel.segment_combo.setCurrentText("liver")
+    panel.set_anchors([])
+    assert not panel.start()
+    assert "nothing holds 'liver'" in str(harness.errors[-1][1])
