@@ -102,6 +102,7 @@ class MainWindow(CaseActions, QMainWindow):
             view.window_changed.connect(self._link_window)
             for target in self.slice_views.values():  # one crosshair for the three views
                 view.crosshair_moved.connect(target.set_crosshair)
+        self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in (
             ("Data", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("Plan", self.plan_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -115,6 +116,11 @@ class MainWindow(CaseActions, QMainWindow):
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
             self.addDockWidget(area, dock)
+            self.docks[title] = dock
+        # The tool docks share one place as tabs, so each has room on a laptop screen.
+        for title in ("3D", "Simulation"):
+            self.tabifyDockWidget(self.docks["Segment editor"], self.docks[title])
+        self.docks["Segment editor"].raise_()
         self._init_case()
         build_menus(self)
         self.status = QLabel("Open a DICOM folder or a .stwin case (File → Open)")
