@@ -11,7 +11,7 @@ import pytest
 import trimesh
 
 from surgtwin.core.case import load_case
-from tests.core.test_cli_twin import TRUTH, run
+from tests.cli_run import TRUTH, run
 
 PULL_POINT = "19,-89,-36"  # the liver's most anterior voxel in the sample (LPS mm)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +11,7 @@ import SimpleITK as sitk
 import trimesh
 
 from surgtwin.core.case import load_case
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "sample_dicom"
-TRUTH = SAMPLE / "ground_truth"
-
-
-def run(*args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "surgtwin", *args], capture_output=True, text=True, timeout=600, cwd=REPO
-    )
-    assert result.returncode == rc, result.stderr
-    assert "Traceback" not in result.stderr
-    return result
+from tests.cli_run import TRUTH, run
 
 
 @pytest.fixture(scope="module")

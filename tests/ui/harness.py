@@ -141,3 +141,14 @@ def ct_volume(
     affine[:3, :3] = np.diag(np.asarray(spacing, dtype=np.float64))
     affine[:3, 3] = origin
     return Volume(voxels, affine, modality="CT", units="HU", name=name)
+
+
+def view3d_to_widget(view: Any, lps: Sequence[float]) -> tuple[float, float]:
+    """Where an LPS point (mm) appears in a View3D's GL widget, in widget pixels."""
+    renderer = view.scene_renderer.renderer
+    renderer.SetWorldPoint(*lps, 1.0)
+    renderer.WorldToDisplay()
+    dx, dy, _ = renderer.GetDisplayPoint()
+    widget = view.interactor.interactor
+    ratio = widget.devicePixelRatioF()
+    return dx / ratio, widget.height() - 1 - dy / ratio

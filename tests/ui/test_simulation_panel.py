@@ -16,7 +16,7 @@ from surgtwin.core.mesh import extract_meshes
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segment, Segmentation
-from tests.ui.harness import ToolHarness, show_widget
+from tests.ui.harness import ToolHarness, show_widget, view3d_to_widget
 
 N = 36
 VOXEL_MM = 2.0
@@ -184,13 +184,8 @@ def test_session_drag_deforms_the_view_only_and_reset_restores_it(setup, qtbot) 
 
 
 def to_widget(view, lps) -> QPoint:
-    renderer = view.scene_renderer.renderer
-    renderer.SetWorldPoint(*lps, 1.0)
-    renderer.WorldToDisplay()
-    dx, dy, _ = renderer.GetDisplayPoint()
-    widget = view.interactor.interactor
-    ratio = widget.devicePixelRatioF()
-    return QPoint(round(dx / ratio), round(widget.height() - 1 - dy / ratio))
+    x, y = view3d_to_widget(view, lps)
+    return QPoint(round(x), round(y))
 
 
 def test_mouse_drag_in_drag_mode_pulls_the_tissue(setup, qtbot) -> None:

@@ -9,7 +9,7 @@ import pytest
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
 from surgtwin.core.segmentation.commands import SetSegmentProperties
-from tests.core.test_cli_twin import TRUTH, run
+from tests.cli_run import TRUTH, run
 
 LONG_MS = 120_000
 FRONT_OF_LIVER = np.array([19.0, -89.0, -36.0])  # its most anterior voxel (LPS mm)

@@ -15,7 +15,7 @@ from surgtwin.core.segmentation.commands import AddSegmentation
 from surgtwin.core.segmentation.model import Segment, Segmentation
 from tests.render.imaging import color_pixels
 from tests.render.test_volume_rendering import BALL_LPS, GRIDS, grid, phantom
-from tests.ui.harness import ToolHarness, show_widget
+from tests.ui.harness import ToolHarness, show_widget, view3d_to_widget
 
 N = 48
 RADIUS = 15.0
@@ -66,14 +66,7 @@ def show(view, harness: ToolHarness) -> np.ndarray:
     return view.image()
 
 
-def to_widget(view, lps) -> tuple[float, float]:
-    renderer = view.scene_renderer.renderer
-    renderer.SetWorldPoint(*lps, 1.0)
-    renderer.WorldToDisplay()
-    dx, dy, _ = renderer.GetDisplayPoint()
-    widget = view.interactor.interactor
-    ratio = widget.devicePixelRatioF()
-    return dx / ratio, widget.height() - 1 - dy / ratio
+to_widget = view3d_to_widget
 
 
 def test_pick_returns_the_segment_and_a_surface_point(view, case, qtbot) -> None:
