@@ -19,3 +19,10 @@ def run(*args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
     assert result.returncode == rc, result.stderr
     assert "Traceback" not in result.stderr
     return result
+
+
+def build_truth_case(case: Path) -> Path:
+    """The sample CT with its ground-truth labels (liver, bone, aorta, iliacs, ...) as a case."""
+    labels, names = str(TRUTH / "labels.nii.gz"), str(TRUTH / "labels.json")
+    run("build", "sample_dicom", "--labels", labels, "--names", names, "-o", str(case))
+    return case

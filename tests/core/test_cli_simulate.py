@@ -11,7 +11,7 @@ import pytest
 import trimesh
 
 from surgtwin.core.case import load_case
-from tests.cli_run import TRUTH, run
+from tests.cli_run import build_truth_case, run
 
 PULL_POINT = "19,-89,-36"  # the liver's most anterior voxel in the sample (LPS mm)
 
@@ -19,9 +19,7 @@ PULL_POINT = "19,-89,-36"  # the liver's most anterior voxel in the sample (LPS 
 @pytest.fixture(scope="module")
 def truth_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     case = tmp_path_factory.mktemp("sim") / "truth.stwin"
-    labels, names = str(TRUTH / "labels.nii.gz"), str(TRUTH / "labels.json")
-    run("build", "sample_dicom", "--labels", labels, "--names", names, "-o", str(case))
-    return case
+    return build_truth_case(case)
 
 
 def test_liver_pulled_forward_with_the_spine_fixed(truth_case: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
 from surgtwin.core.segmentation.commands import SetSegmentProperties
-from tests.cli_run import TRUTH, run
+from tests.cli_run import build_truth_case
 
 LONG_MS = 120_000
 FRONT_OF_LIVER = np.array([19.0, -89.0, -36.0])  # its most anterior voxel (LPS mm)
@@ -18,9 +18,7 @@ FRONT_OF_LIVER = np.array([19.0, -89.0, -36.0])  # its most anterior voxel (LPS 
 @pytest.fixture(scope="module")
 def truth_case(tmp_path_factory: pytest.TempPathFactory):
     case = tmp_path_factory.mktemp("sim-app") / "truth.stwin"
-    labels, names = str(TRUTH / "labels.nii.gz"), str(TRUTH / "labels.json")
-    run("build", "sample_dicom", "--labels", labels, "--names", names, "-o", str(case))
-    return case
+    return build_truth_case(case)
 
 
 def test_liver_dragged_forward_with_the_spine_fixed_in_the_app(qtbot, window, truth_case, artifacts):

@@ -1,0 +1,82 @@
+"""`surgtwin simulate flow` (reduced model) on the sample case's aorta–iliac tree: the right
+iliac stenosis and the aortic aneurysm are found, flow is conserved, and a virtual stent
+restores flow to the stenosed side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surgtwin.core.sample.anatomy import ANEURYSM_MAX_Z, STENOSIS_Z
+from tests.cli_run import build_truth_case, run
+
+TREE = "aorta,iliac_left,iliac_right"
+
+
+@pytest.fixture(scope="module")
+def truth_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_truth_case(tmp_path_factory.mktemp("flow") / "truth.stwin")
+
+
+@pytest.fixture(scope="module")
+def flow(truth_case: Path) -> dict:
+    result = run(
+        "simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "60", "--stent", "--json"
+    )
+    return json.loads(result.stdout)
+
+
+def test_the_tree_its_lesions_and_conserved_flow(flow: dict) -> None:
+    assert flow["schema"] == "surgtwin.simulate.flow/1" and flow["model"] == "reduced"
+    assert flow["inflow_ml_s"] == pytest.approx(60.0)
+    assert flow["centreline"]["branches"] >= 3 and flow["centreline"]["bifurcations"] >= 1
+    assert flow["inlet_lps_mm"][2] > -100  # the aorta's upper end, not an iliac
+    outlets = flow["outlets"]
+    assert len(outlets) == 2
+    assert sum(o["flow_ml_s"] for o in outlets) == pytest.approx(60.0, rel=1e-9)  # mass conserved
+    (stenosis,) = flow["stenoses"]
+    assert abs(stenosis["position_lps_mm"][2] - STENOSIS_Z) < 10.0
+    assert stenosis["position_lps_mm"][0] < 0  # patient right (L is +x)
+    assert (
+        stenosis["area_reduction_percent"] > 50.0
+    )  # 88 % by construction; the sphere radius reads it milder
+    assert stenosis["pressure_drop_pa"] > 0 and 0.0 < stenosis["pressure_ratio"] < 1.0
+    assert any(abs(a["position_lps_mm"][2] - ANEURYSM_MAX_Z) < 20.0 for a in flow["aneurysms"])
+    right = min(outlets, key=lambda o: o["position_lps_mm"][0])
+    left = max(outlets, key=lambda o: o["position_lps_mm"][0])
+    assert right["flow_ml_s"] < left["flow_ml_s"]  # the stenosed side gets less
+    assert right["pressure_drop_pa"] > left["pressure_drop_pa"]
+
+
+def test_a_virtual_stent_restores_flow_to_the_stenosed_side(flow: dict) -> None:
+    before = {round(o["position_lps_mm"][0]): o for o in flow["outlets"]}
+    after = {round(o["position_lps_mm"][0]): o for o in flow["stented"]["outlets"]}
+    right = min(before)
+    assert after[right]["flow_ml_s"] > before[right]["flow_ml_s"]
+    assert flow["stented"]["inlet_pressure_mmhg"] < flow["inlet_pressure_mmhg"]
+    assert sum(o["flow_ml_s"] for o in after.values()) == pytest.approx(60.0, rel=1e-9)
+
+
+def test_more_flow_more_stenosis_drop(truth_case: Path, flow: dict) -> None:
+    faster = json.loads(
+        run("simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "120", "--json").stdout
+    )
+    ratio = faster["stenoses"][0]["pressure_drop_pa"] / flow["stenoses"][0]["pressure_drop_pa"]
+    assert 2.0 < ratio < 4.0  # Young–Tsai: between linear (viscous) and quadratic (expansion) in flow
+    assert np.isfinite(faster["inlet_pressure_mmhg"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--segment", "aorta", "--model", "3d"], "not built yet"),
+        (["--segment", "heart"], "no segment named 'heart'"),
+        (["--segment", "aorta", "--flow-rate", "-5"], "must be positive"),
+    ],
+)
+def test_bad_input_is_one_clear_line(truth_case: Path, args: list[str], message: str) -> None:
+    result = run("simulate", "flow", str(truth_case), *args, rc=1)
+    assert message in result.stderr and result.stderr.count("\n") == 1
