@@ -278,38 +278,19 @@ def register(sub: Any) -> None:
 
 
 FLOW_SCHEMA = "surgtwin.simulate.flow/1"
-DEFAULT_INLET_VELOCITY_M_S = 0.2  # mean velocity for the default inflow (large arteries at rest)
-
-
-def _vessel_mask(scene: Any, names: str, find_segment: Any) -> tuple[np.ndarray, np.ndarray]:
-    """One segment, or several joined with commas (e.g. aorta,iliac_left,iliac_right) on one grid."""
-    parts = [find_segment(scene, name.strip()) for name in names.split(",") if name.strip()]
-    if not parts:
-        raise SurgTwinError("--segment needs a segment name", code="usage")
-    mask = parts[0].mask.copy()
-    for part in parts[1:]:
-        if part.mask.shape != mask.shape or not np.allclose(part.ijk_to_lps, parts[0].ijk_to_lps):
-            raise SurgTwinError(
-                f"segments {parts[0].name!r} and {part.name!r} are on different grids; join segments of "
-                "one segmentation",
-                code="usage",
-            )
-        mask |= part.mask
-    return mask, parts[0].ijk_to_lps
 
 
 def cmd_flow(args: argparse.Namespace) -> int:
     from surgtwin.core.case import load_case
-    from surgtwin.core.deform.setup import find_segment
-    from surgtwin.core.flow.centerline import find_aneurysms, find_stenoses, vessel_tree
-    from surgtwin.core.flow.network import build_network
-    from surgtwin.core.flow.reduced import (
-        BLOOD_DENSITY_KG_M3,
-        BLOOD_VISCOSITY_PA_S,
-        PA_PER_MMHG,
-        solve_steady,
-        with_stenosis_removed,
+    from surgtwin.core.flow.case import (
+        aneurysm_rows,
+        outlet_rows,
+        solve_case,
+        solve_stented,
+        stenosis_rows,
+        vessel_mask,
     )
+    from surgtwin.core.flow.reduced import BLOOD_DENSITY_KG_M3, BLOOD_VISCOSITY_PA_S, PA_PER_MMHG
 
     require_existing([args.case])
     if args.model == "3d":
@@ -322,56 +303,19 @@ def cmd_flow(args: argparse.Namespace) -> int:
         raise SurgTwinError("--viscosity and --density must be positive (Pa·s, kg/m³)", code="usage")
     if args.flow_rate is not None and not args.flow_rate > 0:
         raise SurgTwinError("--flow-rate must be positive (mL/s)", code="usage")
+    names = [name.strip() for name in args.segment.split(",") if name.strip()]
+    if not names:
+        raise SurgTwinError("--segment needs a segment name", code="usage")
     scene = load_case(Path(args.case))
-    mask, ijk_to_lps = _vessel_mask(scene, args.segment, find_segment)
+    mask, ijk_to_lps = vessel_mask(scene, names)
     inlet = _vector(args.inlet, "a point in LPS mm") if args.inlet else None
     started = time.perf_counter()
-    tree = vessel_tree(mask, ijk_to_lps, inlet)
-    stenoses = find_stenoses(tree)
-    aneurysms = find_aneurysms(tree)
-    inlet_radius_m = float(tree.branches[0].radius_mm[:5].mean()) * 1e-3
-    inflow = (
-        args.flow_rate * 1e-6
-        if args.flow_rate is not None
-        else DEFAULT_INLET_VELOCITY_M_S * np.pi * inlet_radius_m**2
-    )
-    network, pieces = build_network(tree, stenoses, inflow)
-    result = solve_steady(network, viscosity, density)
-
-    def outlets_of(res: Any) -> list[dict[str, Any]]:
-        rows = []
-        for outlet in res.outlets:
-            piece = pieces[outlet.segment_index]
-            rows.append(
-                {
-                    "branch": piece.branch,
-                    "position_lps_mm": tree.branches[piece.branch].points_lps[-1].round(2).tolist(),
-                    "flow_ml_s": outlet.flow_ml_s,
-                    "pressure_drop_pa": outlet.pressure_drop_pa,
-                    "pressure_drop_mmhg": outlet.pressure_drop_mmhg,
-                }
-            )
-        return rows
-
-    by_segment = {s.segment_index: s for s in result.stenoses}
-    stenosis_rows = []
-    for index, piece in enumerate(pieces):
-        if piece.stenosis is None:
-            continue
-        found, solved = piece.stenosis, by_segment.get(index)
-        stenosis_rows.append(
-            {
-                "branch": found.branch,
-                "position_lps_mm": np.asarray(found.position_lps).round(2).tolist(),
-                "area_reduction_percent": round(100.0 * found.area_reduction, 1),
-                "min_radius_mm": found.min_radius_mm,
-                "reference_radius_mm": found.reference_radius_mm,
-                "length_mm": found.length_mm,
-                "pressure_drop_pa": solved.pressure_drop_pa if solved else 0.0,
-                "pressure_drop_mmhg": solved.pressure_drop_mmhg if solved else 0.0,
-                "pressure_ratio": solved.pressure_ratio if solved else 1.0,
-            }
-        )
+    case = solve_case(
+        mask, ijk_to_lps, inlet_lps=inlet, inflow_ml_s=args.flow_rate, viscosity_pa_s=viscosity,
+        density_kg_m3=density,
+    )  # fmt: skip
+    tree, result = case.tree, case.result
+    stenoses = stenosis_rows(case)
     data: dict[str, Any] = {
         "schema": FLOW_SCHEMA,
         "case": str(args.case),
@@ -379,7 +323,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
         "model": args.model,
         "viscosity_pa_s": viscosity,
         "density_kg_m3": density,
-        "inflow_ml_s": inflow * 1e6,
+        "inflow_ml_s": case.inflow_ml_s,
         "inlet_lps_mm": np.asarray(tree.inlet_lps).round(2).tolist(),
         "centreline": {
             "branches": len(tree.branches),
@@ -388,30 +332,17 @@ def cmd_flow(args: argparse.Namespace) -> int:
             "notes": list(tree.notes),
         },
         "inlet_pressure_mmhg": result.inlet_pressure_pa / PA_PER_MMHG,
-        "outlets": outlets_of(result),
-        "stenoses": stenosis_rows,
-        "aneurysms": [
-            {
-                "branch": a.branch,
-                "position_lps_mm": np.asarray(a.position_lps).round(2).tolist(),
-                "dilation_percent": round(100.0 * a.dilation, 1),
-                "max_radius_mm": a.max_radius_mm,
-                "reference_radius_mm": a.reference_radius_mm,
-            }
-            for a in aneurysms
-        ],
+        "outlets": outlet_rows(case),
+        "stenoses": stenoses,
+        "aneurysms": aneurysm_rows(case),
         "solve_seconds": result.solve_seconds,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if args.stent and stenosis_rows:
-        stented = network
-        for index, piece in enumerate(pieces):
-            if piece.stenosis is not None:
-                stented = with_stenosis_removed(stented, index)
-        after = solve_steady(stented, viscosity, density)
+    if args.stent and stenoses:
+        after = solve_stented(case)
         data["stented"] = {
             "inlet_pressure_mmhg": after.inlet_pressure_pa / PA_PER_MMHG,
-            "outlets": outlets_of(after),
+            "outlets": outlet_rows(case, after),
         }
     if args.json:
         print_json(data)
@@ -419,14 +350,14 @@ def cmd_flow(args: argparse.Namespace) -> int:
         print(
             f"{args.segment}: {data['centreline']['branches']} branches, "
             f"inflow {data['inflow_ml_s']:.1f} mL/s, "
-            f"{len(stenosis_rows)} stenoses, {len(data['aneurysms'])} aneurysms"
+            f"{len(stenoses)} stenoses, {len(data['aneurysms'])} aneurysms"
         )
         for row in data["outlets"]:
             print(
                 f"  outlet branch {row['branch']}: {row['flow_ml_s']:.2f} mL/s, "
                 f"drop {row['pressure_drop_mmhg']:.2f} mmHg"
             )
-        for row in stenosis_rows:
+        for row in stenoses:
             print(
                 f"  stenosis {row['area_reduction_percent']:.0f} % at {row['position_lps_mm']}: "
                 f"{row['pressure_drop_mmhg']:.2f} mmHg, ratio {row['pressure_ratio']:.3f}"

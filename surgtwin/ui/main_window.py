@@ -37,6 +37,7 @@ from surgtwin.ui.case_actions import CaseActions
 from surgtwin.ui.data_panel import DataPanel
 from surgtwin.ui.drop import enable_drop
 from surgtwin.ui.errors import ErrorReport, describe_error
+from surgtwin.ui.flow_panel import FlowPanel
 from surgtwin.ui.menus import build_menus, tool_label
 from surgtwin.ui.mesh_updater import MeshUpdater
 from surgtwin.ui.plan_overlay import PlanOverlay
@@ -97,6 +98,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.tool: SliceTool | None = None
         self.view3d_controls = View3DControls(self.view_3d)
         self.simulation_panel = SimulationPanel(self, self.view_3d)
+        self.flow_panel = FlowPanel(self, self.view_3d)
         for view in self.slice_views.values():
             view.add_overlay(PlanOverlay(lambda: self.scene))
             view.window_changed.connect(self._link_window)
@@ -110,6 +112,7 @@ class MainWindow(CaseActions, QMainWindow):
             ("Segment editor", self.segment_editor, Qt.DockWidgetArea.RightDockWidgetArea),
             ("3D", self.view3d_controls, Qt.DockWidgetArea.RightDockWidgetArea),
             ("Simulation", self.simulation_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Flow", self.flow_panel, Qt.DockWidgetArea.RightDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{title.lower()}")
@@ -118,7 +121,7 @@ class MainWindow(CaseActions, QMainWindow):
             self.addDockWidget(area, dock)
             self.docks[title] = dock
         # The tool docks share one place as tabs, so each has room on a laptop screen.
-        for title in ("3D", "Simulation"):
+        for title in ("3D", "Simulation", "Flow"):
             self.tabifyDockWidget(self.docks["Segment editor"], self.docks[title])
         self.docks["Segment editor"].raise_()
         self._init_case()
@@ -146,6 +149,7 @@ class MainWindow(CaseActions, QMainWindow):
         self._unsubscribe = scene.subscribe(self._on_scene_event)
         self.view_3d.set_scene(scene)
         self.simulation_panel.set_scene(scene)  # a live preview belongs to the previous case
+        self.flow_panel.set_scene(scene)
         self.refresh()
 
     def _on_scene_event(self, _event: SceneEvent) -> None:
@@ -168,6 +172,7 @@ class MainWindow(CaseActions, QMainWindow):
         self.segment_editor.refresh()
         self.plan_panel.refresh()
         self.simulation_panel.refresh()
+        self.flow_panel.refresh()
         self.undo_action.setEnabled(self.history.can_undo())
         self.redo_action.setEnabled(self.history.can_redo())
         self.twin_action.setEnabled(found is not None)
@@ -405,4 +410,5 @@ class MainWindow(CaseActions, QMainWindow):
             self._unsubscribe = None
         self.mesh_updater.close()
         self.simulation_panel.close_session()
+        self.flow_panel.close_session()
         self.view_3d.close_view()
