@@ -1,0 +1,253 @@
+"""numba kernels of the D3Q19 TRT lattice Boltzmann solver (see :mod:`surgtwin.core.flow.lbm`).
+
+Populations are float32, structure-of-arrays ``f[q, cell]`` over the flat (C-order) cell index of a
+padded box, so every stored cell has all 18 neighbours in bounds. One fused pull step per time
+step: each fluid cell gathers the post-collision populations of its neighbours from ``src``
+(halfway bounce-back where the neighbour is solid), collides (TRT) and writes to ``dst``: 19
+reads and 19 writes of 4 bytes per cell update, the 153-byte roofline. Fluid cells are processed as
+runs of consecutive cells, so the inner loops vectorise (SIMD across cells). Kernels release the GIL
+so the app can run the solver on a worker thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Velocities ordered so that q and q + 9 are opposite (q = 1..9); 0 is the rest population.
+_HALF = np.array(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -1, 0], [1, 0, 1], [1, 0, -1], [0, 1, 1], [0, 1, -1]],
+    dtype=np.int64,
+)
+VELOCITIES = np.concatenate([np.zeros((1, 3), np.int64), _HALF, -_HALF])
+WEIGHTS = np.array([1 / 3] + [1 / 18] * 3 + [1 / 36] * 6 + [1 / 18] * 3 + [1 / 36] * 6, dtype=np.float32)
+Q = 19
+HALF = 9
+MAX_RUN = 256  # cells per vectorised run (scratch is 19 x MAX_RUN floats per thread block)
+BLOCKS = 256  # parallel work items; each allocates its scratch once
+
+SOLID, FLUID, INLET, OUTLET = 0, 1, 2, 3
+
+
+def runs_touching_walls(kind: np.ndarray, run_start: np.ndarray, run_length: np.ndarray) -> np.ndarray:
+    """Whether any cell of each run has a solid neighbour (only those runs need the bounce-back select)."""
+    solid = kind.ravel() == SOLID
+    walled = np.zeros(solid.size, dtype=bool)
+    for off in neighbour_offsets(kind.shape)[1:]:
+        walled |= np.roll(solid, off)  # cell n pulls from n - off; wrap-around only reaches padding
+    cumulative = np.concatenate([[0], np.cumsum(walled)])
+    return (cumulative[run_start + run_length] - cumulative[run_start]) > 0
+
+
+def neighbour_offsets(shape: tuple[int, int, int]) -> np.ndarray:
+    """Flat-index offset of the cell one step along each lattice velocity."""
+    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+    return (VELOCITIES @ strides).astype(np.int64)
+
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always", error_model="numpy")
+def _moments(f: np.ndarray, cx: np.ndarray, cy: np.ndarray, cz: np.ndarray) -> tuple:
+    rho = np.float32(0.0)
+    jx = np.float32(0.0)
+    jy = np.float32(0.0)
+    jz = np.float32(0.0)
+    for q in range(Q):
+        rho += f[q]
+        jx += cx[q] * f[q]
+        jy += cy[q] * f[q]
+        jz += cz[q] * f[q]
+    return rho, jx / rho, jy / rho, jz / rho
+
+
+def fluid_runs(is_fluid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and length of each run of consecutive fluid cells (flat index), at most MAX_RUN long."""
+    edges = np.diff(np.concatenate([[0], is_fluid.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    pieces_start, pieces_length = [], []
+    for a, b in zip(starts, stops, strict=True):
+        first = np.arange(a, b, MAX_RUN)
+        pieces_start.append(first)
+        pieces_length.append(np.minimum(b - first, MAX_RUN))
+    if not pieces_start:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pieces_start).astype(np.int64), np.concatenate(pieces_length).astype(np.int64)
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
+def stream_collide(
+    src: np.ndarray,
+    dst: np.ndarray,
+    run_start: np.ndarray,
+    run_length: np.ndarray,
+    run_walls: np.ndarray,
+    kind: np.ndarray,
+    offsets: np.ndarray,
+    weights: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    cz: np.ndarray,
+    omega_plus: float,
+    omega_minus: float,
+) -> None:
+    """One pull-stream + TRT-collide step over runs of consecutive interior fluid cells (src -> dst).
+
+    Every inner loop runs along a run of consecutive cells, so LLVM vectorises it (SIMD across
+    cells); the bounce-back choice is a select, not a branch, for the same reason.
+    """
+    wp = np.float32(omega_plus)
+    wm = np.float32(omega_minus)
+    n_runs = run_start.size
+    n_blocks = min(n_runs, BLOCKS)
+    for block in prange(n_blocks):
+        f = np.empty((Q, MAX_RUN), dtype=np.float32)
+        rho = np.empty(MAX_RUN, dtype=np.float32)
+        ux = np.empty(MAX_RUN, dtype=np.float32)
+        uy = np.empty(MAX_RUN, dtype=np.float32)
+        uz = np.empty(MAX_RUN, dtype=np.float32)
+        usq = np.empty(MAX_RUN, dtype=np.float32)
+        ones = np.ones(Q, dtype=np.float32)
+        for r in range(block * n_runs // n_blocks, (block + 1) * n_runs // n_blocks):
+            n0 = run_start[r]
+            length = run_length[r]
+            # Short loops that each write one row: few possible aliases for the vectoriser to rule out.
+            for j in range(length):
+                f[0, j] = src[0, n0 + j]
+            for q in range(1, Q):
+                opp = q + HALF if q <= HALF else q - HALF
+                incoming = src[q, n0 - offsets[q] : n0 - offsets[q] + length]
+                wall = kind[n0 - offsets[q] : n0 - offsets[q] + length]
+                own = src[opp, n0 : n0 + length]
+                fq = f[q]
+                if not run_walls[r]:  # no solid neighbour anywhere along the run: a plain copy
+                    for j in range(length):
+                        fq[j] = incoming[j]
+                    continue
+                for j in range(length):
+                    # halfway bounce-back: what left towards a wall comes back reversed
+                    # both loads unconditional so the choice is a vector select, not a branch
+                    reflected = own[j]
+                    streamed = incoming[j]
+                    fq[j] = reflected if wall[j] == SOLID else streamed
+            _moment(f, rho, ones, length)
+            _moment(f, ux, cx, length)
+            _moment(f, uy, cy, length)
+            _moment(f, uz, cz, length)
+            for j in range(length):
+                inv = np.float32(1.0) / rho[j]
+                ux[j] *= inv
+            for j in range(length):
+                uy[j] *= np.float32(1.0) / rho[j]
+            for j in range(length):
+                uz[j] *= np.float32(1.0) / rho[j]
+            for j in range(length):
+                usq[j] = np.float32(1.5) * (ux[j] * ux[j] + uy[j] * uy[j] + uz[j] * uz[j])
+            out = dst[0, n0 : n0 + length]
+            f0 = f[0]
+            w0 = weights[0]
+            for j in range(length):
+                out[j] = f0[j] - wp * (f0[j] - w0 * rho[j] * (np.float32(1.0) - usq[j]))
+            for q in range(1, HALF + 1):
+                o = q + HALF
+                qx, qy, qz, w = cx[q], cy[q], cz[q], weights[q]
+                fq = f[q]
+                fo = f[o]
+                out_q = dst[q, n0 : n0 + length]
+                out_o = dst[o, n0 : n0 + length]
+                for j in range(length):
+                    r = rho[j]
+                    cu = qx * ux[j] + qy * uy[j] + qz * uz[j]
+                    a = fq[j]
+                    b = fo[j]
+                    eq_plus = w * r * (np.float32(1.0) + np.float32(4.5) * cu * cu - usq[j])
+                    eq_minus = w * r * np.float32(3.0) * cu
+                    relax_p = wp * (np.float32(0.5) * (a + b) - eq_plus)
+                    relax_m = wm * (np.float32(0.5) * (a - b) - eq_minus)
+                    out_q[j] = a - relax_p - relax_m
+                    out_o[j] = b - relax_p + relax_m
+
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always", error_model="numpy")
+def _moment(f: np.ndarray, out: np.ndarray, c: np.ndarray, length: int) -> None:
+    """out[j] = sum_q c[q] f[q, j] over a run."""
+    for j in range(length):
+        out[j] = np.float32(0.0)
+    for q in range(Q):
+        cq = c[q]
+        if cq != 0:
+            fq = f[q]
+            for j in range(length):
+                out[j] += cq * fq[j]
+
+
+@njit(cache=True, fastmath=True, nogil=True, inline="always")
+def _equilibrium(q: int, rho: float, ux: float, uy: float, uz: float, w: np.ndarray, cx, cy, cz) -> float:
+    cu = cx[q] * ux + cy[q] * uy + cz[q] * uz
+    return w[q] * rho * (1.0 + 3.0 * cu + 4.5 * cu * cu - 1.5 * (ux * ux + uy * uy + uz * uz))
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def open_boundaries(
+    f: np.ndarray,
+    boundary: np.ndarray,
+    inner: np.ndarray,
+    is_inlet: np.ndarray,
+    inlet_velocity: np.ndarray,
+    outlet_density: float,
+    weights: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    cz: np.ndarray,
+) -> None:
+    """Non-equilibrium extrapolation (Guo et al. 2002) on inlet and outlet cells.
+
+    Each boundary cell takes the equilibrium of its prescribed value (velocity at an inlet, density
+    at an outlet; the other moment from the fluid neighbour ``inner`` one cell inwards) plus the
+    neighbour's non-equilibrium part. ``inlet_velocity`` is ``(n_boundary, 3)`` in lattice units.
+    """
+    for i in prange(boundary.size):
+        b = boundary[i]
+        m = inner[i]
+        fm = np.empty(Q, dtype=np.float32)
+        for q in range(Q):
+            fm[q] = f[q, m]
+        rho, ux, uy, uz = _moments(fm, cx, cy, cz)
+        if is_inlet[i]:
+            rb, vx, vy, vz = rho, inlet_velocity[i, 0], inlet_velocity[i, 1], inlet_velocity[i, 2]
+        else:
+            rb, vx, vy, vz = np.float32(outlet_density), ux, uy, uz
+        for q in range(Q):
+            neq = fm[q] - _equilibrium(q, rho, ux, uy, uz, weights, cx, cy, cz)
+            f[q, b] = _equilibrium(q, rb, vx, vy, vz, weights, cx, cy, cz) + neq
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def macroscopic(
+    f: np.ndarray, cells: np.ndarray, cx: np.ndarray, cy: np.ndarray, cz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Density ``(n,)`` and velocity ``(n, 3)`` (lattice units) of the listed cells."""
+    rho = np.empty(cells.size, dtype=np.float32)
+    u = np.empty((cells.size, 3), dtype=np.float32)
+    for i in prange(cells.size):
+        n = cells[i]
+        r = np.float32(0.0)
+        jx = np.float32(0.0)
+        jy = np.float32(0.0)
+        jz = np.float32(0.0)
+        for q in range(Q):
+            v = f[q, n]
+            r += v
+            jx += cx[q] * v
+            jy += cy[q] * v
+            jz += cz[q] * v
+        rho[i] = r
+        u[i, 0] = jx / r
+        u[i, 1] = jy / r
+        u[i, 2] = jz / r
+    return rho, u
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def parallel_copy(src: np.ndarray, dst: np.ndarray) -> None:
+    """A STREAM-like copy on all cores (the bandwidth the solver can hope for)."""
+    for i in prange(src.size):
+        dst[i] = src[i]

@@ -1,0 +1,119 @@
+"""Validation of the 3D lattice Boltzmann preview against Poiseuille flow in a straight tube."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surgtwin.core.errors import CancelledError
+from surgtwin.core.flow.errors import FlowError
+from surgtwin.core.flow.lbm import LbmResult, LbmSetup, run
+from surgtwin.core.progress import Progress
+
+DX = 1e-4  # 0.1 mm cells
+VISCOSITY, DENSITY = 3.5e-3, 1060.0
+LATTICE_VISCOSITY = 0.1  # tau = 0.8: converges in a few thousand steps
+LATTICE_VELOCITY = 0.02
+
+
+def tube(cells_across: int, length: int) -> np.ndarray:
+    """A straight circular tube along z: cells whose centres lie inside the circle, one solid ring."""
+    n = cells_across + 2
+    c = (n - 1) / 2
+    y, x = np.mgrid[0:n, 0:n]
+    disk = (x - c) ** 2 + (y - c) ** 2 < (cells_across / 2) ** 2
+    return np.repeat(disk[:, :, None], length, axis=2)
+
+
+def setup_for_tau() -> LbmSetup:
+    # lattice viscosity = nu dt / dx^2 with dt = u_lattice dx / (2 U): solve for the mean velocity U
+    mean_velocity = LATTICE_VELOCITY * (VISCOSITY / DENSITY) / (2 * LATTICE_VISCOSITY * DX)
+    return LbmSetup(DX, mean_velocity, VISCOSITY, DENSITY, max_lattice_velocity=LATTICE_VELOCITY)
+
+
+_RUNS: dict[int, tuple[np.ndarray, LbmResult]] = {}
+
+
+def poiseuille(cells_across: int) -> tuple[np.ndarray, LbmResult]:
+    if cells_across not in _RUNS:
+        mask = tube(cells_across, 2 * cells_across)
+        _RUNS[cells_across] = mask, run(mask, setup_for_tau(), inlet_profile="parabolic")
+    return _RUNS[cells_across]
+
+
+def profile_error(cells_across: int) -> float:
+    mask, result = poiseuille(cells_across)
+    section = mask[:, :, 0]
+    n = section.shape[0]
+    c = (n - 1) / 2
+    y, x = np.mgrid[0:n, 0:n]
+    r2 = ((x - c) ** 2 + (y - c) ** 2) * DX**2
+    radius = cells_across / 2 * DX
+    axial = result.velocity_m_s[:, :, cells_across, 2]
+    flow = axial.sum() * DX**2
+    parabola = 2 * flow / (np.pi * radius**2) * (1 - r2 / radius**2)
+    return float(np.linalg.norm((axial - parabola)[section]) / np.linalg.norm(parabola[section]))
+
+
+def test_setup_reports_lattice_units() -> None:
+    s = setup_for_tau()
+    assert s.tau == pytest.approx(3 * LATTICE_VISCOSITY + 0.5)
+    assert s.dt_s == pytest.approx(LATTICE_VELOCITY * DX / (2 * s.inlet_velocity_m_s))
+    # TRT magic parameter: (1/w+ - 1/2)(1/w- - 1/2) = 3/16
+    assert (1 / s.omega_plus - 0.5) * (1 / s.omega_minus - 0.5) == pytest.approx(3 / 16)
+    with pytest.raises(FlowError):
+        LbmSetup(DX, -1.0)
+
+
+def test_poiseuille_profile_error_under_2_percent_and_falls_with_resolution() -> None:
+    coarse, fine = profile_error(10), profile_error(20)
+    print(f"L2 profile error: 10 cells {coarse:.4f}, 20 cells {fine:.4f}")
+    assert poiseuille(20)[1].converged
+    assert fine < 0.02
+    assert fine < coarse
+
+
+def test_pressure_drop_matches_hagen_poiseuille() -> None:
+    d = 20
+    mask, result = poiseuille(d)
+    axial = result.velocity_m_s[..., 2]
+    flow = axial[:, :, d].sum() * DX**2
+    mean_pressure = np.nanmean(result.pressure_pa.reshape(-1, mask.shape[2]), axis=0)
+    z0, z1 = d // 2, 3 * d // 2  # the middle half of the tube
+    drop = mean_pressure[z0] - mean_pressure[z1]
+    expected = 8 * VISCOSITY * (z1 - z0) * DX * flow / (np.pi * (d / 2 * DX) ** 4)
+    print(f"pressure drop {drop:.4f} Pa vs Hagen-Poiseuille {expected:.4f} Pa ({drop / expected - 1:+.2%})")
+    assert drop == pytest.approx(expected, rel=0.03)
+
+
+def test_mass_is_conserved_between_inlet_and_outlet() -> None:
+    d = 20
+    mask, result = poiseuille(d)
+    s = result.setup
+    # the lattice is weakly compressible: mass flux is density x velocity, density from pressure
+    density = DENSITY * (1 + 3 * result.pressure_pa / s.pressure_scale)
+    mass_flux = np.nansum(density * result.velocity_m_s[..., 2], axis=(0, 1)) * DX**2
+    inflow, outflow = mass_flux[1], mass_flux[-2]
+    nominal = DENSITY * s.inlet_velocity_m_s * mask[:, :, 0].sum() * DX**2
+    assert inflow == pytest.approx(outflow, rel=0.01)
+    assert inflow == pytest.approx(nominal, rel=0.05)  # the inlet delivers the flow that was asked
+    assert result.mlups > 0 and result.steps > 0
+    assert np.all(result.velocity_m_s[~mask] == 0) and np.all(np.isnan(result.pressure_pa[~mask]))
+
+
+def test_fixed_steps_and_cancel() -> None:
+    mask = tube(6, 8)
+    result = run(mask, setup_for_tau(), steps=30, check_every=10)
+    assert result.steps == 30 and result.converged
+    assert result.velocity_m_s[..., 2][mask].mean() > 0
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(CancelledError):
+        run(mask, setup_for_tau(), steps=30, progress=progress)
+
+
+def test_rejects_vessel_not_reaching_both_faces() -> None:
+    mask = tube(6, 8)
+    mask[:, :, -1] = False
+    with pytest.raises(FlowError):
+        run(mask, setup_for_tau(), steps=1)
