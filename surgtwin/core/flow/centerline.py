@@ -10,7 +10,7 @@ construction and the places where paths part are the bifurcations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -361,43 +361,32 @@ def _smoothed_radius(radius: np.ndarray) -> np.ndarray:
 # --- narrowing and widening ---------------------------------------------------------------
 
 
+def _lesion_runs(tree: VesselTree, *, narrow: bool) -> Iterator[tuple[int, np.ndarray, _Deviation]]:
+    """(branch index, point of the extreme, run) for every narrowing or widening of the tree."""
+    for index, branch in enumerate(tree.branches):
+        for run in _deviations(branch, narrow=narrow):
+            yield index, branch.points_lps[run.at].copy(), run
+
+
 def find_stenoses(tree: VesselTree, min_reduction: float = 0.3) -> list[Stenosis]:
     """Narrowings whose lumen area falls by at least ``min_reduction`` (0..1) against nearby healthy lumen."""
     found: list[Stenosis] = []
-    for index, branch in enumerate(tree.branches):
-        for run in _deviations(branch, narrow=True):
-            area_reduction = 1.0 - (run.extreme_radius / run.reference) ** 2
-            if area_reduction >= min_reduction:
-                found.append(
-                    Stenosis(
-                        branch=index,
-                        position_lps=branch.points_lps[run.at].copy(),
-                        area_reduction=float(area_reduction),
-                        min_radius_mm=run.extreme_radius,
-                        reference_radius_mm=run.reference,
-                        length_mm=run.length_mm,
-                    )
-                )
+    for index, position, run in _lesion_runs(tree, narrow=True):
+        area_reduction = 1.0 - (run.extreme_radius / run.reference) ** 2
+        if area_reduction >= min_reduction:
+            sizes = (run.extreme_radius, run.reference, run.length_mm)
+            found.append(Stenosis(index, position, float(area_reduction), *sizes))
     return found
 
 
 def find_aneurysms(tree: VesselTree, min_dilation: float = 0.5) -> list[Aneurysm]:
     """Widenings whose radius exceeds the nearby healthy radius by at least ``min_dilation`` (0.5 = 50 %)."""
     found: list[Aneurysm] = []
-    for index, branch in enumerate(tree.branches):
-        for run in _deviations(branch, narrow=False):
-            dilation = run.extreme_radius / run.reference - 1.0
-            if dilation >= min_dilation:
-                found.append(
-                    Aneurysm(
-                        branch=index,
-                        position_lps=branch.points_lps[run.at].copy(),
-                        dilation=float(dilation),
-                        max_radius_mm=run.extreme_radius,
-                        reference_radius_mm=run.reference,
-                        length_mm=run.length_mm,
-                    )
-                )
+    for index, position, run in _lesion_runs(tree, narrow=False):
+        dilation = run.extreme_radius / run.reference - 1.0
+        if dilation >= min_dilation:
+            sizes = (run.extreme_radius, run.reference, run.length_mm)
+            found.append(Aneurysm(index, position, float(dilation), *sizes))
     return found
 
 
