@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from surgtwin.ui import gui_thread_gc
 from surgtwin.ui.main_window import MainWindow
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationName("surgtwin")
     app.setOrganizationName("surgtwin")
     assert isinstance(app, QApplication)
+    gui_thread_gc.install(app)  # worker threads must never free a widget or render window
     return app
 
 

@@ -295,7 +295,7 @@ class Autosaver(QObject):
         self._pending: tuple[Scene, object, Path] | None = None  # the write in flight
         self.last_snapshot_ms: float | None = None  # GUI-thread time of the last snapshot
         self.last_write_s: float | None = None  # worker time of the last write
-        self._signals = _Signals()
+        self._signals = _Signals(self)  # owned here: never freed by the worker thread
         self._signals.written.connect(self._on_written)
         self._signals.failed.connect(self._on_failed)
         self._pool = QThreadPool(self)

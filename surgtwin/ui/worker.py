@@ -35,9 +35,13 @@ class _Runnable(QRunnable):
         try:
             result = self._work(self._progress)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the GUI as a dialog
-            self._signals.failed.emit(exc)
+            outcome, value = self._signals.failed, exc
         else:
-            self._signals.finished.emit(result)
+            outcome, value = self._signals.finished, result
+        try:
+            outcome.emit(value)
+        except RuntimeError:  # the window that asked for it was closed meanwhile
+            pass
 
 
 class Task(QObject):
@@ -55,7 +59,7 @@ class Task(QObject):
         super().__init__(parent)
         self.title = title
         self.running = True
-        self.signals = _Signals()
+        self.signals = _Signals(self)  # owned by the task: never freed by the worker thread
         self.progress = Progress(lambda stage, n, total: self.signals.progressed.emit(stage, n, total))
         self.dialog = QProgressDialog(f"{title}…", "Cancel", 0, 0, parent)
         self.dialog.setWindowTitle(title)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -12,6 +13,18 @@ os.environ["QT_QPA_PLATFORM"] = "xcb"
 os.environ.pop("VTK_DEFAULT_OPENGL_WINDOW", None)
 
 ARTIFACTS = Path(os.environ.get("SURGTWIN_UI_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp):
+    """As in the app: cycles are collected on the GUI thread only, never by a worker thread
+    (a worker freeing the previous test's window corrupts the heap). Each test ends with a
+    collection here, on the GUI thread."""
+    from surgtwin.ui import gui_thread_gc
+
+    gui_thread_gc.install(qapp)
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
