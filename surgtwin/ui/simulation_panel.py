@@ -1,5 +1,7 @@
 """The simulation panel: choose a segment, its material and anchors, start a live deformation
-preview, drag the tissue in the 3D view and read the tool force.
+preview, use a tool on the tissue in the 3D view (grasp and drag, press with a sphere or an
+instrument shaft, retract with a plane, pin points) and read the tool force; export the
+deformed surface.
 
 Nothing here edits the case: the preview lives in the 3D view only (see
 :mod:`surgtwin.ui.deform_session`) and Reset, a new case or closing the panel put the view back.
@@ -7,6 +9,7 @@ Nothing here edits the case: the preview lives in the 3D view only (see
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +18,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,7 +31,14 @@ from PySide6.QtWidgets import (
 
 from surgtwin.core.deform.materials import custom_material, material, material_for_segment, preset_names
 from surgtwin.core.deform.setup import segment_names, surface_mesh_id
-from surgtwin.ui.deform_session import COLOUR_MODES, DeformSession, SessionConfig, SimFrame, TissueDragger
+from surgtwin.ui.deform_session import (
+    COLOUR_MODES,
+    TOOLS,
+    DeformSession,
+    SessionConfig,
+    SimFrame,
+    TissueDragger,
+)
 
 BUDGETS = (500, 1000, 2000, 5000)
 DEFAULT_BUDGET = 1000
@@ -70,20 +81,45 @@ class SimulationPanel(QWidget):
         self.colour_combo.addItems(list(COLOUR_MODES))
         self.colour_combo.currentTextChanged.connect(self.session.set_colour_by)
 
+        self.tool_combo = QComboBox()
+        for key, text in TOOLS.items():
+            self.tool_combo.addItem(text, key)
+        self.tool_combo.currentIndexChanged.connect(self._tool_chosen)
+        self.tool_radius = _spin(1.0, 50.0, self.dragger.tool_radius_mm, " mm", 1)
+        self.tool_radius.setToolTip("Radius of the sphere or of the instrument shaft")
+        self.press_depth = _spin(0.0, 50.0, self.dragger.press_depth_mm, " mm", 1)
+        self.press_depth.setToolTip("How far the instrument is pressed into the surface where you click")
+        self.shaft_length = _spin(1.0, 300.0, self.dragger.capsule_length_mm, " mm", 0)
+        self.pin_radius = _spin(0.5, 50.0, self.dragger.pin_radius_mm, " mm", 1)
+        self.pin_radius.setToolTip("Tissue nodes this close to a clicked point are held")
+        self.keep_tool_check = QCheckBox("Leave the instrument in place on release")
+        for spin in (self.tool_radius, self.press_depth, self.shaft_length, self.pin_radius):
+            spin.valueChanged.connect(self._tool_settings_changed)
+        self.keep_tool_check.toggled.connect(self._tool_settings_changed)
+
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
-        self.drag_button = QPushButton("Drag tissue")
+        self.drag_button = QPushButton("Use tool")
         self.drag_button.setCheckable(True)
-        self.drag_button.setToolTip("Left-drag on the segment in the 3D view pulls it; elsewhere rotates")
+        self.drag_button.setToolTip(
+            "Left-press on the segment in the 3D view uses the chosen tool; elsewhere rotates"
+        )
         self.drag_button.toggled.connect(self.dragger.set_enabled)
         self.reset_button = QPushButton("Reset")
         self.reset_button.clicked.connect(self.reset)
+        self.clear_pins_button = QPushButton("Clear pins")
+        self.clear_pins_button.clicked.connect(self.session.clear_pins)
+        self.lift_button = QPushButton("Lift instrument")
+        self.lift_button.clicked.connect(self.session.lift_tool)
+        self.export_button = QPushButton("Export deformed surface…")
+        self.export_button.clicked.connect(lambda: self.export_deformed())
 
         self.state_label = QLabel("Choose a segment and press Start")
         self.state_label.setWordWrap(True)
         self.force_label = QLabel("Tool force: –")
         self.displacement_label = QLabel("Max displacement: –")
         self.rate_label = QLabel("Solver: –")
+        self.pins_label = QLabel("Pins: none")
         self.legend_label = QLabel("")
         self.legend_label.setWordWrap(True)
 
@@ -97,22 +133,35 @@ class SimulationPanel(QWidget):
         form.addRow("Mesh", self.budget_combo)
         form.addRow("", self.gravity_check)
         form.addRow("Colour by", self.colour_combo)
+        form.addRow("Tool", self.tool_combo)
+        form.addRow("Instrument radius", self.tool_radius)
+        form.addRow("Press depth", self.press_depth)
+        form.addRow("Shaft length", self.shaft_length)
+        form.addRow("Pin radius", self.pin_radius)
+        form.addRow("", self.keep_tool_check)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.drag_button, self.reset_button):
             buttons.addWidget(button)
+        tool_buttons = QHBoxLayout()
+        for button in (self.lift_button, self.clear_pins_button):
+            tool_buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(tool_buttons)
+        layout.addWidget(self.export_button)
         for label in (
             self.state_label,
             self.force_label,
             self.displacement_label,
             self.rate_label,
+            self.pins_label,
             self.legend_label,
         ):
             layout.addWidget(label)
         layout.addStretch(1)
         self._material_chosen(self.material_combo.currentText())
+        self._tool_chosen()
         self._update_buttons()
         self.refresh()
 
@@ -203,6 +252,35 @@ class SimulationPanel(QWidget):
             self.poisson.setValue(shown.poisson)
             self.density.setValue(shown.density_kg_m3)
 
+    def chosen_tool(self) -> str:
+        return str(self.tool_combo.currentData())
+
+    def set_tool(self, tool: str) -> None:
+        """Choose the mouse tool by key (grasp, sphere, capsule, plane, pin)."""
+        index = self.tool_combo.findData(tool)
+        if index < 0:
+            raise ValueError(f"tool must be one of {', '.join(TOOLS)}, not {tool!r}")
+        self.tool_combo.setCurrentIndex(index)
+
+    def _tool_chosen(self, _index: int = 0) -> None:
+        tool = self.chosen_tool()
+        self.dragger.set_tool(tool)
+        rigid = tool in ("sphere", "capsule", "plane")
+        self.tool_radius.setEnabled(tool in ("sphere", "capsule"))
+        self.press_depth.setEnabled(rigid)
+        self.shaft_length.setEnabled(tool == "capsule")
+        self.pin_radius.setEnabled(tool == "pin")
+        self.keep_tool_check.setEnabled(rigid)
+        self._tool_settings_changed()
+
+    def _tool_settings_changed(self, *_: Any) -> None:
+        dragger = self.dragger
+        dragger.tool_radius_mm = self.tool_radius.value()
+        dragger.press_depth_mm = self.press_depth.value()
+        dragger.capsule_length_mm = self.shaft_length.value()
+        dragger.pin_radius_mm = self.pin_radius.value()
+        dragger.keep_tool = self.keep_tool_check.isChecked()
+
     # --- actions --------------------------------------------------------------------------
     def start(self) -> bool:
         if not self.segment_combo.currentText():
@@ -222,6 +300,28 @@ class SimulationPanel(QWidget):
     def reset(self) -> None:
         self.session.reset()
 
+    def export_deformed(self, path: str | Path | None = None) -> Path | None:
+        """Write the deformed surface shown now (PLY, STL or OBJ by suffix); asks where when
+        ``path`` is None. The case is not changed. Returns the file, None if nothing was written."""
+        if path is None:
+            segment = self.session.config.segment if self.session.config else "segment"
+            chosen, _ = QFileDialog.getSaveFileName(
+                self,
+                "Export the deformed surface",
+                f"{segment}_deformed.ply",
+                "PLY mesh (*.ply);;STL mesh (*.stl);;Wavefront OBJ (*.obj)",
+            )
+            if not chosen:
+                return None
+            path = chosen
+        try:
+            written = self.session.export_surface(path)
+        except Exception as exc:  # noqa: BLE001 - told to the user; nothing written
+            self.context.report_error("Export deformed surface", exc)
+            return None
+        self.context.set_status(f"Deformed surface written to {written}")
+        return written
+
     def close_session(self) -> None:
         """The window closes or the panel goes: put the 3D view back, stop the threads."""
         self.drag_button.setChecked(False)
@@ -234,20 +334,27 @@ class SimulationPanel(QWidget):
         self.state_label.setText(
             f"Running: {built.mesh.element_count:,} elements, {built.mesh.node_count:,} nodes, "
             f"{int(built.fixed.sum())} anchored ({built.cell_mm:.1f} mm cells). "
-            "Turn on Drag tissue and pull the segment in the 3D view."
+            "Choose a tool, turn on Use tool and work on the segment in the 3D view."
         )
         self._update_buttons()
 
     def _on_frame(self, frame: SimFrame) -> None:
         if frame.tool_force_n is None:
-            self.force_label.setText("Tool force: – (nothing grasped)")
+            self.force_label.setText("Tool force: – (no tool on the tissue)")
         else:
             f = frame.tool_force_n
             self.force_label.setText(
-                f"Tool force: {np.linalg.norm(f):.3f} N (L {f[0]:+.3f}, P {f[1]:+.3f}, S {f[2]:+.3f})"
+                f"Tool force ({frame.tool}): {np.linalg.norm(f):.3f} N "
+                f"(L {f[0]:+.3f}, P {f[1]:+.3f}, S {f[2]:+.3f})"
             )
         self.displacement_label.setText(f"Max displacement: {frame.max_displacement_mm:.1f} mm")
         self.rate_label.setText(f"Solver: {frame.steps_per_second:.0f} steps/s, {frame.steps} steps")
+        pins = len(self.session.pin_points_mm)
+        self.pins_label.setText(
+            f"Pins: {pins} point{'s' if pins != 1 else ''}, {frame.pinned_nodes} nodes held"
+            if pins or frame.pinned_nodes
+            else "Pins: none"
+        )
         self.legend_label.setText(f"Colour: {self.session.legend()}")
 
     def _on_ended(self, reason: str) -> None:
@@ -255,12 +362,15 @@ class SimulationPanel(QWidget):
         self.force_label.setText("Tool force: –")
         self.displacement_label.setText("Max displacement: –")
         self.rate_label.setText("Solver: –")
+        self.pins_label.setText("Pins: none")
         self.legend_label.setText("")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         self.start_button.setEnabled(bool(self.segment_combo.currentText()))
         self.reset_button.setEnabled(self.session.running or self.session.building)
+        for button in (self.export_button, self.clear_pins_button, self.lift_button):
+            button.setEnabled(self.session.running)
 
 
 def _spin(low: float, high: float, value: float, suffix: str, decimals: int) -> QDoubleSpinBox:

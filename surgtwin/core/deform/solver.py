@@ -44,7 +44,15 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from surgtwin.core.deform import kernels
-from surgtwin.core.deform.contact import Grasp, Obstacles, add_grasp, add_obstacles, grasp_tool_force
+from surgtwin.core.deform.contact import (
+    Capsule,
+    Grasp,
+    Obstacles,
+    add_grasp,
+    add_obstacles,
+    grasp_tool_force,
+    obstacle_forces,
+)
 from surgtwin.core.deform.errors import SimulationError
 
 MAX_HALVINGS = 6
@@ -149,6 +157,7 @@ class DeformableBody:
         self.loads = np.zeros((n_nodes, 3))
         self._grasps: dict[int, Grasp] = {}
         self._next_handle = 1
+        self._pinned = np.zeros(n_nodes, dtype=bool)  # nodes held by pin(), a subset of _prescribed
 
         n_el = self.elements.shape[0]
         self._buf = np.empty((n_el, 24))
@@ -216,6 +225,7 @@ class DeformableBody:
     def clear_prescribed(self) -> None:
         self._prescribed[:] = False
         self._targets[:] = self.rest
+        self._pinned[:] = False  # pins are prescribed nodes too
 
     def _apply_constraints(self, x: np.ndarray) -> None:
         x[self.anchored] = self.rest[self.anchored]
@@ -297,6 +307,67 @@ class DeformableBody:
 
     def clear_plane(self) -> None:
         self.obstacles.planes = []
+
+    def set_capsule(self, start_m: np.ndarray, end_m: np.ndarray, radius_m: float) -> None:
+        """A rigid frictionless capsule (an instrument shaft: the points within ``radius_m`` of the
+        segment start-end) the tissue cannot enter; replaces any capsule."""
+        radius = float(radius_m)
+        start = np.asarray(start_m, dtype=np.float64).reshape(3).copy()
+        end = np.asarray(end_m, dtype=np.float64).reshape(3).copy()
+        if not (radius > 0.0 and np.isfinite(radius) and np.isfinite(start).all() and np.isfinite(end).all()):
+            raise SimulationError(f"a capsule needs finite end points and a radius > 0 (got {radius} m)")
+        self.obstacles.capsule = Capsule(start, end, radius)
+
+    def clear_capsule(self) -> None:
+        self.obstacles.capsule = None
+
+    def tool_forces(self) -> dict[str, np.ndarray]:
+        """Force (N) the tissue exerts on each rigid tool (``sphere``, ``capsule``, ``planes``),
+        from the nodes that can move: a fixed node inside a tool is the anchor's business."""
+        held = self.anchored | self._prescribed.all(axis=1)
+        return obstacle_forces(self.obstacles, self._x, ~held)
+
+    def capsule_force(self) -> np.ndarray:
+        """Force (N) the tissue exerts on the capsule, at the current positions (zeros if none)."""
+        return self.tool_forces()["capsule"]
+
+    def plane_force(self) -> np.ndarray:
+        """Force (N) the tissue exerts on the retraction plane, at the current positions."""
+        return self.tool_forces()["planes"]
+
+    # ------------------------------------------------------------------- pins
+    def pin(self, point_m: np.ndarray, radius_m: float | None = None) -> np.ndarray:
+        """Fix the tissue at a picked point: the free nodes within ``radius_m`` of it (default 0.6
+        cell; the nearest free node if none is that close, when within two cells) are held where
+        they are now. Returns the nodes newly pinned (anchored, prescribed or pinned nodes are
+        already held and are left as they are)."""
+        point = np.asarray(point_m, dtype=np.float64).reshape(3)
+        radius = 0.6 * self.cell_m if radius_m is None else float(radius_m)
+        held = self.anchored | self._prescribed.any(axis=1)
+        dist = np.linalg.norm(self._x - point, axis=1)
+        dist[held] = np.inf
+        nodes = np.nonzero(dist <= radius)[0]
+        if nodes.size == 0:
+            nearest = int(np.argmin(dist))
+            if not np.isfinite(dist[nearest]) or dist[nearest] > 2.0 * self.cell_m:
+                raise SimulationError(
+                    "nothing to pin there: no free tissue node within two cells of the point"
+                )
+            nodes = np.array([nearest])
+        self.set_prescribed(nodes, self._x[nodes])
+        self._v[nodes] = 0.0
+        self._pinned[nodes] = True
+        return nodes
+
+    def clear_pins(self) -> None:
+        """Free every pinned node (other prescribed nodes and anchors stay held)."""
+        self._prescribed[self._pinned] = False
+        self._targets[self._pinned] = self.rest[self._pinned]
+        self._pinned[:] = False
+
+    def pinned_nodes(self) -> np.ndarray:
+        """Indices of the nodes held by :meth:`pin`."""
+        return np.flatnonzero(self._pinned)
 
     # ------------------------------------------------------------- mechanics
     def _update_elements(self, x: np.ndarray) -> None:
