@@ -1,5 +1,7 @@
 """A small line plot: pressure (mmHg) against distance from the inlet along the centreline,
-one curve per inlet→outlet path, stenoses marked with a red triangle on their curve."""
+one curve per inlet→outlet path, stenoses marked with a red triangle on their curve. A curve may
+be dashed and share another's colour (the 3D model's pressure along the same path as the
+reduced model's); the legend shows each curve's line."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 STENOSIS_COLOUR = QColor("#d62728")
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 52, 10, 10, 34
+LEGEND_WIDTH, LEGEND_LINE, LEGEND_ROW = 130, 18, 14
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class PlotCurve:
     distance_mm: np.ndarray
     pressure_mmhg: np.ndarray
     markers_mm: tuple[float, ...] = ()  # distances of stenoses on this path
+    dashed: bool = False
+    colour_index: int | None = None  # into CURVE_COLOURS; None: the curve's place in the plot
 
     def pressure_at(self, distance_mm: float) -> float:
         return float(np.interp(distance_mm, self.distance_mm, self.pressure_mmhg))
@@ -40,6 +45,18 @@ class PressurePlot(QWidget):
     def set_curves(self, curves: Sequence[PlotCurve]) -> None:
         self.curves = [c for c in curves if len(c.distance_mm) > 1]
         self.update()
+
+    def add_curves(self, curves: Sequence[PlotCurve]) -> None:
+        self.set_curves([*self.curves, *curves])
+
+    def remove_dashed(self) -> None:
+        self.set_curves([c for c in self.curves if not c.dashed])
+
+    def colour_of(self, n: int) -> QColor:
+        """The colour the ``n``-th curve is drawn in."""
+        curve = self.curves[n]
+        index = n if curve.colour_index is None else curve.colour_index
+        return QColor(CURVE_COLOURS[index % len(CURVE_COLOURS)])
 
     def clear(self) -> None:
         self.set_curves([])
@@ -84,14 +101,19 @@ class PressurePlot(QWidget):
         painter.drawRect(rect)
         self._draw_ticks(painter, rect)
         for n, curve in enumerate(self.curves):
-            colour = QColor(CURVE_COLOURS[n % len(CURVE_COLOURS)])
+            pen = QPen(self.colour_of(n), 2)
+            if curve.dashed:
+                pen.setStyle(Qt.PenStyle.DashLine)
             path = QPainterPath(self.to_widget(curve.distance_mm[0], curve.pressure_mmhg[0]))
             for d, p in zip(curve.distance_mm[1:], curve.pressure_mmhg[1:], strict=True):
                 path.lineTo(self.to_widget(float(d), float(p)))
-            painter.setPen(QPen(colour, 2))
+            painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPath(path)
-            painter.drawText(QPointF(rect.right() - 90, rect.top() + 14 * (n + 1)), curve.label)
+            row = QPointF(rect.right() - LEGEND_WIDTH, rect.top() + LEGEND_ROW * (n + 1))
+            painter.drawLine(row + QPointF(0, -4), row + QPointF(LEGEND_LINE, -4))
+            painter.setPen(text_pen)
+            painter.drawText(row + QPointF(LEGEND_LINE + 4, 0), curve.label)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(STENOSIS_COLOUR)
             for mark in curve.markers_mm:

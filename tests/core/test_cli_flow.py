@@ -72,7 +72,7 @@ def test_more_flow_more_stenosis_drop(truth_case: Path, flow: dict) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--segment", "aorta", "--model", "3d"], "not built yet"),
+        (["--segment", "aorta", "--model", "3d", "--cell-size", "0.02"], "choose larger cells"),
         (["--segment", "heart"], "no segment named 'heart'"),
         (["--segment", "aorta", "--flow-rate", "-5"], "must be positive"),
     ],

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,8 +44,11 @@ class LbmSetup:
     viscosity_pa_s: float = 3.5e-3
     density_kg_m3: float = 1060.0
     max_lattice_velocity: float = 0.05
+    smagorinsky: float = 0.0  # LES constant C (0: none; ~0.1 for jets at Re ~ 1000 on coarse grids)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.smagorinsky <= 0.3:
+            raise FlowError("the Smagorinsky constant must be between 0 and 0.3 (0.1 is usual)")
         values = (self.dx_m, self.inlet_velocity_m_s, self.viscosity_pa_s, self.density_kg_m3)
         if not all(np.isfinite(v) and v > 0 for v in values):
             raise FlowError("cell size, inlet velocity, viscosity and density must all be positive")
@@ -96,63 +100,111 @@ class LbmResult:
     setup: LbmSetup
 
 
+@dataclass(frozen=True)
+class OpenBoundary:
+    """One inlet or outlet: a layer of fluid cells whose populations are set every step.
+
+    ``inward`` is the step (e.g. ``(0, 0, 1)``, or one per cell as an (n, 3) array) from each
+    boundary cell to the fluid cell its non-equilibrium part is copied from. ``velocity_m_s``
+    (n, 3) prescribes the velocity (an inlet, or an outlet with an imposed outflow); ``None``
+    makes it a pressure outlet at gauge pressure 0 (the reference every reported pressure is
+    relative to).
+    """
+
+    cells: np.ndarray  # (n, 3) integer indices into the fluid mask
+    inward: tuple[int, int, int] | np.ndarray
+    velocity_m_s: np.ndarray | None = None
+
+
+def box_boundaries(
+    mask: np.ndarray, setup: LbmSetup, axis: int = 2, inlet_profile: InletProfile = "plug"
+) -> list[OpenBoundary]:
+    """Velocity inlet on the first layer along ``axis`` (mean ``setup.inlet_velocity_m_s``),
+    pressure outlet on the last: a straight vessel running through the box."""
+    if mask.ndim != 3 or axis not in (0, 1, 2) or mask.shape[axis] < 3:
+        raise FlowError("the fluid mask must be 3D with at least 3 cells along the flow axis")
+    inlet = np.argwhere(np.take(mask, [0], axis=axis))
+    outlet = np.argwhere(np.take(mask, [mask.shape[axis] - 1], axis=axis))
+    if not len(inlet) or not len(outlet):
+        raise FlowError("the vessel must touch both the inlet face and the outlet face of the box")
+    outlet[:, axis] = mask.shape[axis] - 1
+    step = np.zeros(3, dtype=int)
+    step[axis] = 1
+    speed = _inlet_speeds(mask, inlet, axis, inlet_profile) * setup.inlet_velocity_m_s
+    velocity = np.zeros((len(inlet), 3))
+    velocity[:, axis] = speed
+    forward, backward = tuple(int(v) for v in step), tuple(int(-v) for v in step)
+    return [OpenBoundary(inlet, forward, velocity), OpenBoundary(outlet, backward, None)]  # type: ignore[arg-type]
+
+
+def _inlet_speeds(mask: np.ndarray, inlet: np.ndarray, axis: int, profile: InletProfile) -> np.ndarray:
+    """Speed per inlet cell relative to the mean (mean 1)."""
+    if profile == "plug":
+        return np.ones(len(inlet))
+    if profile == "parabolic":
+        # 1 - (r/R)^2 written with the distance d to the wall: r = R - d, R the largest d.
+        face = np.take(mask, 0, axis=axis)
+        dist = ndimage.distance_transform_edt(np.pad(face, 1)) - 0.5  # wall halfway between cells
+        d = dist[tuple(np.delete(inlet.T + 1, axis, axis=0))]
+        shape = 1.0 - (1.0 - d / d.max()) ** 2
+        return shape / shape.mean()
+    raise FlowError(f"unknown inlet profile {profile!r}: use 'plug' or 'parabolic'")
+
+
 class LbmSolver:
     """The lattice, boundaries and population buffers of one run; :func:`run` drives it."""
 
     def __init__(
-        self, mask: np.ndarray, setup: LbmSetup, axis: int = 2, inlet_profile: InletProfile = "plug"
+        self,
+        mask: np.ndarray,
+        setup: LbmSetup,
+        axis: int = 2,
+        inlet_profile: InletProfile = "plug",
+        *,
+        boundaries: list[OpenBoundary] | None = None,
     ) -> None:
         mask = np.asarray(mask, dtype=bool)
-        if mask.ndim != 3 or axis not in (0, 1, 2) or mask.shape[axis] < 3:
-            raise FlowError("the fluid mask must be 3D with at least 3 cells along the flow axis")
+        if boundaries is None:
+            boundaries = box_boundaries(mask, setup, axis, inlet_profile)
+        if mask.ndim != 3:
+            raise FlowError("the fluid mask must be 3D")
         self.setup = setup
         self.shape = mask.shape
-        self.axis = axis
         kind = np.where(mask, k.FLUID, k.SOLID).astype(np.uint8)
-        first = [slice(None)] * 3
-        last = [slice(None)] * 3
-        first[axis], last[axis] = 0, -1  # type: ignore[call-overload]
-        kind[tuple(first)][mask[tuple(first)]] = k.INLET
-        kind[tuple(last)][mask[tuple(last)]] = k.OUTLET
-        if not (kind == k.INLET).any() or not (kind == k.OUTLET).any():
-            raise FlowError("the vessel must touch both the inlet face and the outlet face of the box")
+        for b in boundaries:
+            if len(b.cells) == 0 or not mask[tuple(np.asarray(b.cells).T)].all():
+                raise FlowError("every inlet and outlet needs cells inside the fluid")
+            kind[tuple(np.asarray(b.cells).T)] = k.INLET if b.velocity_m_s is not None else k.OUTLET
         self.kind = np.pad(kind, 1)  # a solid frame: every stored cell has its neighbours in bounds
         flat = self.kind.ravel()
         self.run_start, self.run_length = k.fluid_runs(flat == k.FLUID)
         self.run_walls = k.runs_touching_walls(self.kind, self.run_start, self.run_length)
         self.all_fluid = np.flatnonzero(flat != k.SOLID).astype(np.int64)
         self.offsets = k.neighbour_offsets(self.kind.shape)
-        step = int(self.offsets[1 + axis])  # flat offset one cell along +axis
-        inlet = np.flatnonzero(flat == k.INLET)
-        outlet = np.flatnonzero(flat == k.OUTLET)
-        self.boundary = np.concatenate([inlet, outlet]).astype(np.int64)
-        self.inner = np.concatenate([inlet + step, outlet - step]).astype(np.int64)
-        self.is_inlet = np.concatenate([np.ones(inlet.size, bool), np.zeros(outlet.size, bool)])
-        if (flat[self.inner] == k.SOLID).any():
-            raise FlowError("every inlet and outlet cell needs a fluid cell next to it along the flow axis")
-        self.inlet_velocity = self._inlet_velocity(mask, inlet, inlet_profile)
+        strides = np.array([self.kind.shape[1] * self.kind.shape[2], self.kind.shape[2], 1], dtype=np.int64)
+        cells, inner, given, velocity = [], [], [], []
+        for b in boundaries:
+            flat_cells = (np.asarray(b.cells, dtype=np.int64) + 1) @ strides
+            cells.append(flat_cells)
+            inner.append(flat_cells + np.asarray(b.inward, dtype=np.int64) @ strides)
+            given.append(np.full(len(flat_cells), b.velocity_m_s is not None))
+            v = (
+                np.zeros((len(flat_cells), 3))
+                if b.velocity_m_s is None
+                else np.asarray(b.velocity_m_s, float)
+            )
+            velocity.append(v / setup.velocity_scale)
+        self.boundary = np.concatenate(cells)
+        self.inner = np.concatenate(inner)
+        self.is_inlet = np.concatenate(given)  # velocity given (else pressure)
+        self.inlet_velocity = np.concatenate(velocity).astype(np.float32)
+        self.velocity_gain = np.ones(self.boundary.size, dtype=np.float32)  # see run(control=...)
+        if (flat[self.inner] != k.FLUID).any():
+            raise FlowError("every inlet and outlet cell needs a fluid cell next to it, inwards")
         self.cx, self.cy, self.cz = (k.VELOCITIES[:, i].astype(np.float32) for i in range(3))
         self.f = np.empty((k.Q, flat.size), dtype=np.float32)
         self.f[:] = k.WEIGHTS[:, None]  # rest at density 1
         self.g = self.f.copy()
-
-    def _inlet_velocity(self, mask: np.ndarray, inlet: np.ndarray, profile: InletProfile) -> np.ndarray:
-        u = np.zeros((self.boundary.size, 3), dtype=np.float32)
-        mean = self.setup.max_lattice_velocity / 2.0
-        if profile == "plug":
-            speed = np.full(inlet.size, mean)
-        elif profile == "parabolic":
-            # 1 - (r/R)^2 written with the distance d to the wall: r = R - d, R the largest d.
-            face = np.take(mask, 0, axis=self.axis)
-            dist = ndimage.distance_transform_edt(np.pad(face, 1)) - 0.5  # wall halfway between cells
-            ijk = np.array(np.unravel_index(inlet, self.kind.shape))
-            d = dist[tuple(np.delete(ijk, self.axis, axis=0))]
-            shape = 1.0 - (1.0 - d / d.max()) ** 2
-            speed = mean * shape / shape.mean()
-        else:
-            raise FlowError(f"unknown inlet profile {profile!r}: use 'plug' or 'parabolic'")
-        u[: inlet.size, self.axis] = speed
-        return u
 
     @property
     def fluid_cells(self) -> int:
@@ -163,7 +215,7 @@ class LbmSolver:
         for _ in range(n):
             k.stream_collide(
                 self.f, self.g, self.run_start, self.run_length, self.run_walls, self.kind.ravel(),
-                self.offsets, k.WEIGHTS, self.cx, self.cy, self.cz, s.omega_plus, s.omega_minus,
+                self.offsets, k.WEIGHTS, self.cx, self.cy, self.cz, s.tau, MAGIC_LAMBDA, s.smagorinsky,
             )  # fmt: skip
             k.open_boundaries(
                 self.g, self.boundary, self.inner, self.is_inlet, self.inlet_velocity, 1.0,
@@ -197,32 +249,51 @@ def run(
     *,
     axis: int = 2,
     inlet_profile: InletProfile = "plug",
+    boundaries: list[OpenBoundary] | None = None,
     tolerance: float = 1e-5,
     check_every: int = 100,
     max_steps: int = 200_000,
+    ramp_steps: int = 0,
+    control: Callable[[LbmSolver], None] | None = None,
     progress: Progress | None = None,
 ) -> LbmResult:
-    """Run the flow in the fluid ``mask`` (inlet at index 0 along ``axis``, outlet at the last index).
+    """Run the flow in the fluid ``mask``: between ``boundaries``, or by default with the inlet at
+    index 0 along ``axis`` and the outlet at the last index (:func:`box_boundaries`).
 
     With ``steps`` it runs exactly that many steps; otherwise until steady: the relative L2 change
     of the velocity over ``check_every`` steps falls below ``tolerance`` (or ``max_steps``).
     ``progress`` counts steps and may cancel between chunks of ``check_every`` steps.
+    ``ramp_steps`` raises the prescribed velocities linearly from 0 over that many steps (an
+    impulsive start sends pressure waves that a low-viscosity lattice damps slowly).
+    ``control(solver)`` runs after every chunk; it may change ``solver.velocity_gain`` (a factor
+    per boundary cell on the prescribed velocity), e.g. to hold a measured flow rate.
+    Raises FlowError if the flow blows up (NaN), naming what to change.
     """
     progress = ensure_progress(progress)
-    solver = LbmSolver(mask, setup, axis, inlet_profile)
+    solver = LbmSolver(mask, setup, axis, inlet_profile, boundaries=boundaries)
     total = steps if steps is not None else max_steps
     progress.start("3D flow", total)
     done, seconds, converged = 0, 0.0, steps is not None
     previous = solver.lattice_fields()[1]
+    full_velocity = solver.inlet_velocity.copy()
     while done < total:
         n = min(check_every, total - done)
+        ramp = min(1.0, (done + n) / ramp_steps) if ramp_steps > 0 else 1.0
+        solver.inlet_velocity[:] = full_velocity * (ramp * solver.velocity_gain)[:, None]
         start = time.perf_counter()
         solver.step(n)
         seconds += time.perf_counter() - start
         done += n
         progress.advance(n)
-        if steps is None:
-            current = solver.lattice_fields()[1]
+        current = solver.lattice_fields()[1]
+        if control is not None:
+            control(solver)
+        if not np.isfinite(current).all():
+            raise FlowError(
+                f"the 3D flow became unstable after {done} steps (Reynolds number too high for the grid): "
+                "use finer cells, a lower inflow, or turbulence modelling (Smagorinsky constant 0.1)"
+            )
+        if steps is None and done >= ramp_steps:
             change = np.linalg.norm(current - previous) / max(float(np.linalg.norm(current)), 1e-30)
             previous = current
             if change < tolerance:

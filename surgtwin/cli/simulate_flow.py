@@ -1,0 +1,203 @@
+"""``surgtwin simulate flow``: blood flow in a case's vessel segments, headless.
+
+Two tiers: ``--model reduced`` (the default) traces the centreline tree and solves the steady
+0D network at once; ``--model 3d`` also runs the lattice-Boltzmann preview on the voxelised
+lumen (seconds to minutes), with the reduced model's flow split at the outlets. Coordinates
+are patient LPS millimetres. The JSON it prints is documented in docs/cli.md (schema
+``surgtwin.simulate.flow/1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from surgtwin.cli.common import EXIT_OK, print_json, require_existing
+from surgtwin.cli.simulate import _vector
+from surgtwin.core.errors import SurgTwinError
+
+FLOW_SCHEMA = "surgtwin.simulate.flow/1"
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    from surgtwin.core.case import load_case
+    from surgtwin.core.flow.case import (
+        aneurysm_rows,
+        outlet_rows,
+        solve_case,
+        solve_stented,
+        stenosis_rows,
+        vessel_mask,
+    )
+    from surgtwin.core.flow.reduced import BLOOD_DENSITY_KG_M3, BLOOD_VISCOSITY_PA_S, PA_PER_MMHG
+
+    require_existing([args.case])
+    _check_3d_options(args)
+    viscosity = BLOOD_VISCOSITY_PA_S if args.viscosity is None else args.viscosity
+    density = BLOOD_DENSITY_KG_M3 if args.density is None else args.density
+    if not (viscosity > 0 and density > 0):
+        raise SurgTwinError("--viscosity and --density must be positive (Pa·s, kg/m³)", code="usage")
+    if args.flow_rate is not None and not args.flow_rate > 0:
+        raise SurgTwinError("--flow-rate must be positive (mL/s)", code="usage")
+    names = [name.strip() for name in args.segment.split(",") if name.strip()]
+    if not names:
+        raise SurgTwinError("--segment needs a segment name", code="usage")
+    scene = load_case(Path(args.case))
+    mask, ijk_to_lps = vessel_mask(scene, names)
+    inlet = _vector(args.inlet, "a point in LPS mm") if args.inlet else None
+    started = time.perf_counter()
+    case = solve_case(
+        mask, ijk_to_lps, inlet_lps=inlet, inflow_ml_s=args.flow_rate, viscosity_pa_s=viscosity,
+        density_kg_m3=density,
+    )  # fmt: skip
+    tree, result = case.tree, case.result
+    stenoses = stenosis_rows(case)
+    data: dict[str, Any] = {
+        "schema": FLOW_SCHEMA,
+        "case": str(args.case),
+        "segment": args.segment,
+        "model": args.model,
+        "viscosity_pa_s": viscosity,
+        "density_kg_m3": density,
+        "inflow_ml_s": case.inflow_ml_s,
+        "inlet_lps_mm": np.asarray(tree.inlet_lps).round(2).tolist(),
+        "centreline": {
+            "branches": len(tree.branches),
+            "length_mm": round(sum(tree.length_mm(b) for b in range(len(tree.branches))), 1),
+            "bifurcations": len(tree.bifurcations_lps),
+            "notes": list(tree.notes),
+        },
+        "inlet_pressure_mmhg": result.inlet_pressure_pa / PA_PER_MMHG,
+        "outlets": outlet_rows(case),
+        "stenoses": stenoses,
+        "aneurysms": aneurysm_rows(case),
+        "solve_seconds": result.solve_seconds,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if args.stent and stenoses:
+        after = solve_stented(case)
+        data["stented"] = {
+            "inlet_pressure_mmhg": after.inlet_pressure_pa / PA_PER_MMHG,
+            "outlets": outlet_rows(case, after),
+        }
+    if args.model == "3d":
+        data["three_d"] = _run_3d(args, case, mask, ijk_to_lps)
+    if args.json:
+        print_json(data)
+    else:
+        print(
+            f"{args.segment}: {data['centreline']['branches']} branches, "
+            f"inflow {data['inflow_ml_s']:.1f} mL/s, "
+            f"{len(stenoses)} stenoses, {len(data['aneurysms'])} aneurysms"
+        )
+        for row in data["outlets"]:
+            print(
+                f"  outlet branch {row['branch']}: {row['flow_ml_s']:.2f} mL/s, "
+                f"drop {row['pressure_drop_mmhg']:.2f} mmHg"
+            )
+        for row in stenoses:
+            print(
+                f"  stenosis {row['area_reduction_percent']:.0f} % at {row['position_lps_mm']}: "
+                f"{row['pressure_drop_mmhg']:.2f} mmHg, ratio {row['pressure_ratio']:.3f}"
+            )
+        if "three_d" in data:
+            _print_3d(data["three_d"])
+    return EXIT_OK
+
+
+def _check_3d_options(args: argparse.Namespace) -> None:
+    if args.model != "3d":
+        given = [
+            flag for flag, value in (("--cell-size", args.cell_size), ("--fields", args.fields)) if value
+        ]
+        if given:
+            raise SurgTwinError(f"{', '.join(given)} apply only to --model 3d", code="usage")
+        return
+    if args.cell_size is not None and not args.cell_size > 0:
+        raise SurgTwinError("--cell-size must be positive (mm)", code="usage")
+    if not args.max_cells > 0 or not args.max_steps > 0:
+        raise SurgTwinError("--max-cells and --max-steps must be positive", code="usage")
+    if args.fields and Path(args.fields).suffix.lower() != ".npz":
+        raise SurgTwinError("--fields writes a NumPy archive: give a path ending in .npz", code="usage")
+
+
+def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: np.ndarray) -> dict[str, Any]:
+    from surgtwin.core.flow import case3d
+    from surgtwin.core.progress import Progress
+
+    def report(stage: str, done: int, total: int) -> None:
+        if not args.json and total and done % 2000 == 0:
+            print(f"  3D: step {done} of at most {total}", file=sys.stderr)
+
+    run = case3d.run_case_3d(
+        case, mask, ijk_to_lps, cell_mm=args.cell_size, max_cells=args.max_cells, max_steps=args.max_steps,
+        progress=Progress(report),
+    )  # fmt: skip
+    result = case3d.summary(run)
+    result["ends"] = case3d.end_rows(run)
+    result["stenoses"] = case3d.stenosis_rows_3d(run, case)
+    result["wall_shear_stress"] = case3d.wall_shear_summary(run)
+    if args.fields:
+        path = Path(args.fields)
+        np.savez_compressed(
+            path, velocity_m_s=run.lbm.velocity_m_s, pressure_pa=run.lbm.pressure_pa, fluid=run.grid.fluid,
+            grid_to_lps=run.grid.grid_to_lps,
+        )  # fmt: skip
+        result["fields"] = str(path)
+    if args.stent and case.stenoses:
+        stented = case3d.run_case_3d(
+            case3d.stented_case(case), case3d.stented_mask(case, mask, ijk_to_lps), ijk_to_lps,
+            cell_mm=run.grid.cell_mm, max_cells=args.max_cells, max_steps=args.max_steps,
+        )  # fmt: skip
+        result["stented"] = {"summary": case3d.summary(stented), "ends": case3d.end_rows(stented)}
+    return result
+
+
+def _print_3d(three_d: dict[str, Any]) -> None:
+    print(
+        f"  3D: {three_d['cells']:,} cells of {three_d['cell_size_mm']} mm, {three_d['steps']} steps "
+        f"({'steady' if three_d['converged'] else 'NOT steady yet'}), {three_d['mlups']} MLUPS, "
+        f"max velocity {three_d['max_velocity_m_s']:.2f} m/s, "
+        f"mass imbalance {three_d['mass_imbalance_percent']} %"
+    )
+    for row in three_d["ends"][1:]:
+        print(f"  3D {row['end']}: {row['flow_ml_s']:.2f} mL/s, drop {row['pressure_drop_mmhg']:.2f} mmHg")
+    for row in three_d["stenoses"]:
+        print(f"  3D stenosis at {row['position_lps_mm']}: {row['pressure_drop_mmhg']:.2f} mmHg")
+    wss = three_d["wall_shear_stress"]
+    print(f"  wall shear stress: mean {wss['mean_pa']:.2f} Pa, 95th percentile {wss['p95_pa']:.2f} Pa")
+
+
+def register_flow(kinds: Any) -> None:
+    flow = kinds.add_parser(
+        "flow", help="blood flow in vessel segments: reduced (0D) or 3D lattice Boltzmann"
+    )
+    flow.add_argument("case", metavar="CASE.stwin")
+    flow.add_argument(
+        "--segment", required=True, metavar="NAME", help="the vessel segment (several: a,b,c are joined)"
+    )
+    flow.add_argument("--inlet", metavar="X,Y,Z", help="the vessel end nearest this LPS point is the inlet")
+    flow.add_argument("--flow-rate", type=float, metavar="ML_PER_S", help="inflow (default: 0.2 m/s mean)")
+    flow.add_argument("--model", choices=["reduced", "3d"], default="reduced", help="reduced (0D) or 3d")
+    flow.add_argument("--viscosity", type=float, metavar="PA_S", help="blood viscosity (default 0.0035)")
+    flow.add_argument("--density", type=float, metavar="KG_M3", help="blood density (default 1060)")
+    flow.add_argument(
+        "--stent", action="store_true", help="also solve with every stenosis removed (both tiers)"
+    )
+    flow.add_argument("--cell-size", type=float, metavar="MM", help="3D lattice cell (default: auto)")
+    flow.add_argument(
+        "--max-cells",
+        type=int,
+        default=250_000,
+        metavar="N",
+        help="3D fluid-cell budget for auto cells (250000)",
+    )
+    flow.add_argument("--max-steps", type=int, default=40_000, metavar="N", help="3D steps at most (40000)")
+    flow.add_argument("--fields", metavar="OUT.npz", help="3D: write velocity, pressure and the lattice")
+    flow.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
+    flow.set_defaults(func=cmd_flow)
