@@ -11,6 +11,8 @@ from surgtwin.core.segmentation.commands import SetSegmentProperties
 from tests.cli_run import build_truth_case
 
 LONG_MS = 120_000
+SAMPLE_3D_CELL_MM = 2.0
+SAMPLE_3D_STEPS = 2_000
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +53,23 @@ def test_aorta_iliac_tree_in_the_flow_dock(qtbot, window, truth_case, artifacts)
     assert panel.stent_all()
     assert case.stented.outlets[right].flow_ml_s > before
     assert len(window.history.undo_stack) == undo_depth  # the flow preview records nothing in the case
+
+    # The 3D tier on the same tree: coarse cells and a short run keep CI quick (the pipeline end
+    # to end; docs/flow.md has a finer run on the sample).
+    panel.cell_mm.setValue(SAMPLE_3D_CELL_MM)
+    panel.max_steps.setValue(SAMPLE_3D_STEPS)
+    assert panel.run_3d()
+    qtbot.waitUntil(lambda: panel.flow3d is not None or bool(window.shown_errors), timeout=3 * LONG_MS)
+    assert not window.shown_errors
+    result = panel.flow3d
+    assert result.summary["cells"] > 10_000 and result.summary["steps"] == SAMPLE_3D_STEPS
+    inlet, *outlets = result.ends
+    assert inlet["flow_ml_s"] == pytest.approx(60.0, rel=0.05)
+    assert sum(o["flow_ml_s"] for o in outlets) == pytest.approx(inlet["flow_ml_s"], rel=0.05)
+    assert all(o["pressure_drop_pa"] > 0 for o in outlets)  # pressure falls from the aorta to each leg
+    panel.set_colour_by("wss")
+    panel.set_streamlines(True)
+    assert len(result.streamlines) > 20
+    assert window.view_3d.scene_renderer.renderer.HasViewProp(panel.overlay.streamline_actor)
+    window.screenshot().save(str(artifacts / "flow3d_sample_case.png"))
+    assert len(window.history.undo_stack) == undo_depth

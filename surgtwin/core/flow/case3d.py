@@ -1,12 +1,13 @@
 """The 3D flow preview of a traced vessel (shared by the command line and the desktop app).
 
-The lattice-Boltzmann run uses the reduced model's answer for what a 3D box cannot know by
-itself: the flow split between outlets, which at rest is set by the resistance of the tissue
-downstream, not by the vessel. So the inlet carries the inflow, every outlet but the largest
-carries its reduced-model flow, and the largest holds the reference pressure (0). The 3D run
-then gives what the reduced model only estimates: the pressure field (drops across stenoses
-with their jets and recovery), velocities, wall shear stress and streamlines. A coupled
-resistance/Windkessel outlet is the next step.
+The lattice-Boltzmann run takes from the reduced model what a 3D box cannot know by itself:
+the resistance of the vascular bed beyond each outlet. The inlet carries the inflow; the
+outlets start from the reduced model's split, and the split then follows the 3D flow's own
+path resistances (see :class:`OutletCoupling`), so a stenosis that the lattice resolves as
+tighter than the centreline read takes less flow. Every outlet but the largest is held at its
+share by its velocity; the largest holds the reference pressure (0). The 3D run gives what the
+reduced model only estimates: the pressure field (drops across stenoses with their jets and
+recovery), velocities, wall shear stress and streamlines.
 
 Lattice units: the time step keeps the fastest expected velocity (twice the mean through the
 narrowest cross-section, from the centreline radii) at 0.08 lattice units or below, and the
@@ -32,6 +33,7 @@ from surgtwin.core.flow.lumen import (
     LumenGrid,
     VesselEnd,
     cut_ends,
+    extension_tips,
     fluid_volume_mm3,
     resample_lumen,
 )
@@ -40,6 +42,7 @@ from surgtwin.core.progress import Progress
 
 DEFAULT_MAX_CELLS = 250_000  # fluid cells: about a minute on two cores
 DEFAULT_CELLS_ACROSS = 20  # across the inlet's diameter, when the budget allows
+MIN_CELLS_TO_RUN = 2.5  # across the narrowest lumen, below which a run is refused
 MIN_CELLS_ACROSS = 6  # across the narrowest lumen (a stenosis's throat), when the budget allows
 MAX_LATTICE_VELOCITY = 0.08
 MIN_LATTICE_VELOCITY = 0.005
@@ -76,7 +79,8 @@ class Flow3D:
         return -outward if end.name == "inlet" else outward
 
     def end_pressure_pa(self, end: VesselEnd) -> float:
-        return float(np.nanmean(self.lbm.pressure_pa[tuple(end.cells.T)]))
+        """Mean pressure at the end's cut, on the vessel (not at the extension's far end)."""
+        return float(self.pressure_at(end.centre_lps[None], np.array([end.radius_mm]))[0])
 
     def mass_imbalance(self) -> float:
         """|inflow - total outflow| / inflow, measured on the lattice."""
@@ -111,39 +115,80 @@ def flux_plane(grid: LumenGrid, end: VesselEnd) -> tuple[np.ndarray, int, int]:
     cells = np.argwhere(np.take(grid.fluid, plane, axis=axis))
     cells = np.insert(cells, axis, plane, axis=1)
     reach = 2.5 * end.radius_mm + 3.0 * grid.cell_mm
-    return cells[np.linalg.norm(grid.lps(cells) - end.centre_lps, axis=1) < reach], axis, sign
+    near = grid.lps(end.cells).mean(axis=0)  # the boundary layer's middle
+    return cells[np.linalg.norm(grid.lps(cells) - near, axis=1) < reach], axis, sign
 
 
-class FlowRateControl:
-    """Holds every velocity-prescribed end at its flow: after the start-up ramp, each chunk scales
-    the end's velocities by the (damped) ratio of its target to its measured mass flow. The
-    velocity boundary alone delivers a few per cent less than prescribed on a staircased cut."""
+class OutletCoupling:
+    """Holds the inlet at its inflow and lets the outlets share it as the tissue downstream would.
 
-    def __init__(self, domain: LumenDomain, setup: LbmSetup, ramp_chunks: int) -> None:
-        self._ends: list[tuple[slice, np.ndarray, int, int, float]] = []
+    Each outlet has the reduced model's resistance R (Pa·s/m³, standing for the vascular bed
+    downstream). After the start-up ramp, every chunk measures each outlet's flow Q and the
+    3D drop from the inlet to it (the path's resistance r = drop / Q, stenoses included) and
+    moves the split towards Q ∝ 1 / (R + r) (relaxed by RELAX), so a stenosis the 3D flow
+    finds tighter than the centreline suggested takes less flow. Velocity ends are then held
+    at their share by scaling their velocities with the damped ratio of target to measured
+    mass flow (the velocity boundary alone delivers a few per cent less on a staircased cut);
+    the pressure outlet takes the rest.
+    """
+
+    RELAX = 0.3
+
+    def __init__(
+        self, domain: LumenDomain, setup: LbmSetup, ramp_chunks: int, resistances: dict[str, float]
+    ) -> None:
         self._ramp_chunks, self._calls = ramp_chunks, 0
         padded = np.array(domain.grid.fluid.shape) + 2
         strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
-        scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
+        flux_scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
+        self._pressure_scale = setup.pressure_scale
+        self.ends: list[_ControlledEnd] = []
         start = 0
         for end in domain.ends:
             span = slice(start, start + len(end.cells))
             start = span.stop
-            if end.flow_m3_s is None:
-                continue
             cells, axis, sign = flux_plane(domain.grid, end)
-            inward = -1 if end.name == "inlet" else 1  # measured along the prescribed direction
-            self._ends.append((span, (cells + 1) @ strides, axis, sign * inward, end.flow_m3_s / scale))
+            inward = -1 if end.name == "inlet" else 1  # + along the flow (into the vessel at the inlet)
+            target = None if end.flow_m3_s is None else end.flow_m3_s / flux_scale
+            resistance = resistances.get(end.name, 0.0) * flux_scale / setup.pressure_scale
+            self.ends.append(
+                _ControlledEnd(span, (cells + 1) @ strides, axis, sign * inward, target, resistance)
+            )
 
     def __call__(self, solver: LbmSolver) -> None:
         self._calls += 1
         if self._calls <= self._ramp_chunks:
             return
-        for span, cells, axis, sign, target in self._ends:
-            rho, u = lbm_kernels.macroscopic(solver.f, cells, solver.cx, solver.cy, solver.cz)
-            measured = float(np.sum(rho * u[:, axis])) * sign
-            if measured > 0:
-                solver.velocity_gain[span] *= np.float32(np.clip(target / measured, 0.9, 1.1) ** 0.5)
+        flows, pressures = [], []
+        for end in self.ends:
+            rho, u = lbm_kernels.macroscopic(solver.f, end.plane, solver.cx, solver.cy, solver.cz)
+            flows.append(float(np.sum(rho * u[:, end.axis])) * end.sign)
+            pressures.append(float(np.mean(rho) - 1.0) / 3.0)
+        self._share_outflow(flows, pressures)
+        for end, measured in zip(self.ends, flows, strict=True):
+            if end.target is not None and measured > 0:
+                solver.velocity_gain[end.span] *= np.float32(np.clip(end.target / measured, 0.9, 1.1) ** 0.5)
+
+    def _share_outflow(self, flows: list[float], pressures: list[float]) -> None:
+        inlet, outlets = self.ends[0], self.ends[1:]
+        if inlet.target is None or not all(e.resistance > 0 for e in outlets) or min(flows[1:]) <= 0:
+            return
+        path = [max(pressures[0] - p, 0.0) / q for p, q in zip(pressures[1:], flows[1:], strict=True)]
+        conductance = np.array([1.0 / (e.resistance + r) for e, r in zip(outlets, path, strict=True)])
+        share = inlet.target * conductance / conductance.sum()
+        for end, wanted in zip(outlets, share, strict=True):
+            if end.target is not None:
+                end.target = (1.0 - self.RELAX) * end.target + self.RELAX * float(wanted)
+
+
+@dataclass
+class _ControlledEnd:
+    span: slice  # its cells in the solver's boundary arrays
+    plane: np.ndarray  # flat (padded) indices of its flux plane
+    axis: int
+    sign: int  # + along the flow
+    target: float | None  # lattice flux to hold (None: the pressure outlet)
+    resistance: float  # downstream resistance, lattice units (0 at the inlet)
 
 
 def narrowest_radius_mm(case: FlowCase) -> float:
@@ -171,6 +216,16 @@ def end_flows(case: FlowCase) -> dict[str, float | None]:
     largest = max(names.values(), key=lambda name: flows[name] or 0.0)
     flows[largest] = None
     return flows
+
+
+def outlet_resistances(case: FlowCase) -> dict[str, float]:
+    """The reduced model's outlet resistance (Pa·s/m³) per outlet end name."""
+    by_branch = {case.pieces[o.segment_index].branch: o.segment_index for o in case.result.outlets}
+    return {
+        f"outlet {n}": float(case.result.outlet_resistances[by_branch[b]])
+        for n, b in enumerate(case.tree.outlet_branches, start=1)
+        if b in by_branch
+    }
 
 
 def peak_velocity_m_s(case: FlowCase) -> float:
@@ -226,7 +281,14 @@ def run_case_3d(
     started = time.perf_counter()
     if cell_mm is None:
         cell_mm = choose_cell_mm(case, mask_kji, ijk_to_lps, max_cells)
-    grid = resample_lumen(mask_kji, ijk_to_lps, cell_mm)
+    across = 2.0 * narrowest_radius_mm(case) / cell_mm
+    if across < MIN_CELLS_TO_RUN:
+        raise FlowError(
+            f"With {cell_mm:.2f} mm cells the vessel's narrowest lumen spans {across:.1f} cells (at least "
+            f"{MIN_CELLS_TO_RUN:.1f} needed): choose cells of at most "
+            f"{2.0 * narrowest_radius_mm(case) / MIN_CELLS_TO_RUN:.2f} mm."
+        )
+    grid = resample_lumen(mask_kji, ijk_to_lps, cell_mm, *extension_tips(case.tree))
     domain = cut_ends(grid, case.tree, end_flows(case))
     fluid_cells = int(domain.grid.fluid.sum())
     if fluid_cells > 4 * max_cells:
@@ -244,7 +306,7 @@ def run_case_3d(
         check_every=CHECK_EVERY,
         max_steps=max_steps,
         ramp_steps=ramp,
-        control=FlowRateControl(domain, setup, ramp // CHECK_EVERY),
+        control=OutletCoupling(domain, setup, ramp // CHECK_EVERY, outlet_resistances(case)),
         progress=progress,
     )
     return Flow3D(domain, result, time.perf_counter() - started)

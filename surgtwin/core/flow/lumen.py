@@ -5,7 +5,8 @@
   straight on the lattice). The mask is smoothed by half a voxel before thresholding so a
   finer lattice gets smooth walls, not the image's staircase.
 - :func:`cut_ends` cuts each vessel end (from the centreline tree) with a plane normal to the
-  centreline, one end radius short of where the segment stops, and marks the layer of fluid
+  centreline, one end radius short of where the centreline stops (itself about a radius short
+  of where the segment stops), and marks the layer of fluid
   cells against the cut as an open boundary: the inlet with the given inflow, outlets with
   their share of the flow, except the outlet with the largest flow, which holds the reference
   pressure (0). A staircased oblique plane is fine: each boundary cell extrapolates from its
@@ -24,6 +25,7 @@ from surgtwin.core.flow.errors import FlowError
 from surgtwin.core.flow.lbm import OpenBoundary
 from surgtwin.core.flow.lbm_kernels import VELOCITIES
 
+EXTENSION_RADII = 4.0  # straight flow extensions at every end, in end radii
 MAX_GRID_CELLS = 60_000_000  # the whole box is stored (populations: 2 x 19 x 4 bytes a cell)
 
 
@@ -50,11 +52,18 @@ def fluid_volume_mm3(mask_kji: np.ndarray, ijk_to_lps: np.ndarray) -> float:
 
 
 def resample_lumen(
-    mask_kji: np.ndarray, ijk_to_lps: np.ndarray, cell_mm: float, margin: int = 2
+    mask_kji: np.ndarray,
+    ijk_to_lps: np.ndarray,
+    cell_mm: float,
+    include_lps: np.ndarray | None = None,
+    include_mm: float = 0.0,
 ) -> LumenGrid:
-    """The mask on cubic cells of ``cell_mm`` along the image's axis directions."""
+    """The mask on cubic cells of ``cell_mm`` along the image's axis directions; the box also
+    holds every point of ``include_lps`` with ``include_mm`` around it (room for the ends'
+    flow extensions)."""
     if not cell_mm > 0:
         raise FlowError("The 3D cell size must be positive (mm).")
+    margin = 2
     mask = np.asarray(mask_kji, dtype=bool)
     found = np.argwhere(mask)
     if found.size == 0:
@@ -62,6 +71,14 @@ def resample_lumen(
     kji_to_lps = np.asarray(ijk_to_lps, dtype=np.float64)[:, [2, 1, 0, 3]]
     spacing = np.linalg.norm(kji_to_lps[:3, :3], axis=0)
     lo, hi = found.min(axis=0) - 1, found.max(axis=0) + 1
+    if include_lps is not None and len(include_lps):
+        to_index = np.linalg.inv(kji_to_lps)
+        points = (
+            np.asarray(include_lps, dtype=np.float64).reshape(-1, 3) @ to_index[:3, :3].T + to_index[:3, 3]
+        )
+        pad = include_mm / spacing
+        lo = np.minimum(lo, np.floor(points.min(axis=0) - pad).astype(int))
+        hi = np.maximum(hi, np.ceil(points.max(axis=0) + pad).astype(int))
     shape = np.ceil((hi - lo) * spacing / cell_mm).astype(int) + 1 + 2 * margin
     if int(np.prod(shape)) > MAX_GRID_CELLS:
         raise FlowError(
@@ -151,41 +168,60 @@ def end_normals(tree: VesselTree) -> list[tuple[str, int, np.ndarray, np.ndarray
 def _end_frame(
     points: np.ndarray, radius: np.ndarray, at_start: bool
 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Where to cut an end, which way is out, and the lumen's radius there.
+
+    The direction is the centreline's mean direction over the stretch from four radii to one
+    radius before the end (the very end hooks towards wherever the mask stops, e.g. an image
+    edge crossing the vessel obliquely); the cut lies one radius before the end, so its whole
+    cross-section is still inside the segment.
+    """
     if at_start:
         points, radius = points[::-1], radius[::-1]
     r_end = float(np.median(radius[-5:]))
     along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
-    back = max(int(np.searchsorted(along, along[-1] - 2.0 * r_end)) - 1, 0)
-    tangent = points[-1] - points[min(back, len(points) - 2)]
+    total = float(along[-1])
+    far = min(4.0 * r_end, total)
+    near = min(r_end, 0.5 * far)
+    start = np.array([np.interp(total - far, along, points[:, i]) for i in range(3)])
+    stop = np.array([np.interp(total - near, along, points[:, i]) for i in range(3)])
+    tangent = stop - start
     norm = float(np.linalg.norm(tangent))
     if norm == 0:
         raise FlowError("A vessel end is too short to tell its direction; check the segment.")
-    return points[-1].copy(), tangent / norm, r_end
+    return stop, tangent / norm, r_end
 
 
 def cut_ends(grid: LumenGrid, tree: VesselTree, flows_m3_s: dict[str, float | None]) -> LumenDomain:
-    """Cut every end of ``tree`` flat and mark its boundary layer.
+    """Cut every end of ``tree`` flat, extend it by a straight tube, and mark the boundary layer at
+    the tube's far end.
 
-    ``flows_m3_s`` maps end names ("inlet", "outlet 1", ...) to their flow; the one outlet given
-    None holds the reference pressure.
+    The extension (EXTENSION_RADII end radii long, the cut's own cross-section) keeps the open
+    boundary away from the anatomy: a stenosis near an image edge keeps its jet and pressure
+    recovery, and the parabolic profile settles before it reaches the vessel. Readings at an
+    end are taken at the cut, on the vessel. ``grid`` must hold
+    :func:`extension_tips`. ``flows_m3_s`` maps end names ("inlet",
+    "outlet 1", ...) to their flow; the one outlet given None holds the reference pressure.
     """
     fluid = grid.fluid.copy()
     frames = end_normals(tree)
-    cut_of: dict[str, np.ndarray] = {}
-    directions = grid.grid_to_lps[:3, :3] / grid.cell_mm
+    for _name, _branch, centre, outward, radius in frames:
+        fluid[_cap_region(grid, centre, outward, radius)] = False
+    beyond_of: dict[str, np.ndarray] = {}
     for name, _branch, centre, outward, radius in frames:
-        region = _cap_region(grid, centre, outward, radius)
-        cut_of[name] = region
-        fluid[region] = False
+        tube_radius = _cut_radius(grid, fluid, centre, outward, radius)
+        length = EXTENSION_RADII * radius
+        fluid |= _cap_region(grid, centre, outward, tube_radius, reach=length, lateral=tube_radius)
+        beyond_of[name] = _cap_region(grid, centre + length * outward, outward, tube_radius)
     fluid = _largest_piece(fluid)
     ends: list[VesselEnd] = []
     boundary_any = np.zeros_like(fluid)
+    directions = grid.grid_to_lps[:3, :3] / grid.cell_mm
     for name, branch, centre, outward, radius in frames:
         axis = int(np.argmax(np.abs(directions.T @ outward)))
         sign = 1 if float(directions[:, axis] @ outward) > 0 else -1
         step = [0, 0, 0]
         step[axis] = sign
-        layer = fluid & _touches(cut_of[name]) & ~boundary_any
+        layer = fluid & _touches(beyond_of[name]) & ~boundary_any
         cells, inward = _with_inner_cells(fluid & ~layer, np.argwhere(layer), np.asarray(step))
         if len(cells) < 3:
             raise FlowError(
@@ -201,6 +237,22 @@ def cut_ends(grid: LumenGrid, tree: VesselTree, flows_m3_s: dict[str, float | No
     if len(pressure_ends) != 1 or pressure_ends[0].name == "inlet":
         raise FlowError("Exactly one outlet must hold the reference pressure.")
     return LumenDomain(LumenGrid(fluid, grid.grid_to_lps, grid.cell_mm), ends)
+
+
+def extension_tips(tree: VesselTree) -> tuple[np.ndarray, float]:
+    """The far ends of the flow extensions (LPS mm) and how much room they need around them."""
+    frames = end_normals(tree)
+    tips = np.array([centre + EXTENSION_RADII * radius * outward for _, _, centre, outward, radius in frames])
+    return tips, 2.0 * max(frame[4] for frame in frames) + 2.0
+
+
+def _cut_radius(
+    grid: LumenGrid, fluid: np.ndarray, centre: np.ndarray, outward: np.ndarray, radius: float
+) -> float:
+    """Radius of the circle with the lumen's cross-section area at the cut (one cell thick slab)."""
+    slab = _cap_region(grid, centre - grid.cell_mm * outward, outward, 1.6 * radius, reach=grid.cell_mm)
+    area = float(np.count_nonzero(fluid & slab)) * grid.cell_mm**2
+    return max(float(np.sqrt(area / np.pi)), 1.5 * grid.cell_mm) if area > 0 else radius
 
 
 def _touches(region: np.ndarray) -> np.ndarray:
@@ -227,11 +279,21 @@ def _with_inner_cells(
     return cells[keep], inward[keep]
 
 
-def _cap_region(grid: LumenGrid, centre: np.ndarray, outward: np.ndarray, radius: float) -> np.ndarray:
-    """Cells beyond the cut plane at ``centre`` and close to the vessel's axis there."""
-    reach = 3.0 * radius + 3.0 * grid.cell_mm
+def _cap_region(
+    grid: LumenGrid,
+    centre: np.ndarray,
+    outward: np.ndarray,
+    radius: float,
+    *,
+    reach: float | None = None,
+    lateral: float | None = None,
+) -> np.ndarray:
+    """Cells beyond the plane through ``centre`` (normal ``outward``), at most ``reach`` beyond it
+    (default 3 radii and 3 cells) and within ``lateral`` of the axis (default 1.6 radii + 2 cells)."""
+    reach = 3.0 * radius + 3.0 * grid.cell_mm if reach is None else reach
+    lateral = 1.6 * radius + 2.0 * grid.cell_mm if lateral is None else lateral
     c = grid.index(centre)[0]
-    span = int(np.ceil(reach / grid.cell_mm)) + 1
+    span = int(np.ceil(max(reach, lateral) / grid.cell_mm)) + 1
     lo = np.maximum(np.floor(c).astype(int) - span, 0)
     hi = np.minimum(np.floor(c).astype(int) + span + 1, grid.fluid.shape)
     region = np.zeros(grid.fluid.shape, dtype=bool)
@@ -240,11 +302,9 @@ def _cap_region(grid: LumenGrid, centre: np.ndarray, outward: np.ndarray, radius
     idx = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi, strict=True)), indexing="ij"), -1)
     offset = grid.lps(idx.reshape(-1, 3)) - centre
     along = offset @ outward
-    lateral = np.linalg.norm(offset - np.outer(along, outward), axis=1)
-    inside = (along > 0) & (along < reach) & (lateral < 1.6 * radius + 2.0 * grid.cell_mm)
-    region[tuple(s for s in (slice(a, b) for a, b in zip(lo, hi, strict=True)))] = inside.reshape(
-        idx.shape[:3]
-    )
+    distance = np.linalg.norm(offset - np.outer(along, outward), axis=1)
+    inside = (along > 0) & (along <= reach) & (distance <= lateral)
+    region[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = inside.reshape(idx.shape[:3])
     return region
 
 
