@@ -71,7 +71,6 @@ from surgtwin.ui.tissue_dragger import PICK_TOLERANCE, TissueDragger
 
 __all__ = [
     "COLOUR_MODES",
-    "CONTACT_STIFFNESS_FACTOR",
     "EXPORT_SUFFIXES",
     "FRAME_BUDGET",
     "FRAME_INTERVAL_S",
@@ -101,10 +100,6 @@ __all__ = [
 SUPINE_GRAVITY = (0.0, 9.81, 0.0)  # m/s², LPS: a supine patient's posterior is down
 COLOUR_MODES = {"displacement": "mm", "stress": "kPa"}
 FRAME_BUDGET = 0.5  # the GUI spends at most about this share of the time drawing frames
-# Contact penalty (N/m per node) = this x E x cell. The core's default (1000) chattered between
-# contact sets when stepping a 10 mm sphere pressed 2-4 mm into liver at 4.45 mm cells (a 3-step
-# cycle, up to 73 N); 100 (1.8 kN/m there) settled a 4 mm press with 0.017 mm penetration.
-CONTACT_STIFFNESS_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -234,7 +229,6 @@ class DeformSession(QObject):
                 progress=progress,
             )
             embedding = embed_surface(built.mesh, rest_mm)
-            built.body.obstacles.stiffness = CONTACT_STIFFNESS_FACTOR * tissue.youngs_pa * built.body.cell_m
             warm_up(built)
             return built, embedding
 

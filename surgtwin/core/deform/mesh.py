@@ -32,13 +32,14 @@ HEX_FACES = np.array(
 )
 
 # Implicit steps per second (dt 1/60 s, CG to 1e-3) the solver reached against element count:
-# benchmarks/deform_speed.py on the 2-core development machine, one thread, 2026-11-27
+# benchmarks/deform_speed.py on the 2-core development machine, one thread, 2026-11-28, block
+# Jacobi below 2,000 elements and the two-level preconditioner above, as "auto" picks
 # (docs/benchmarks.md). Re-measure and replace the numbers on other hardware.
 RATE_TABLE: tuple[tuple[int, float], ...] = (
-    (1_000, 219.0),
-    (4_913, 26.6),
-    (19_683, 3.5),
-    (50_653, 1.3),
+    (1_000, 217.8),
+    (4_913, 40.8),
+    (19_683, 6.4),
+    (50_653, 1.6),
 )
 
 

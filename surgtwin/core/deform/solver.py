@@ -22,10 +22,21 @@ benchmarks/deform_speed.py):
   the linearised system), Rayleigh damping (mass ``damping`` 1/s, stiffness
   ``stiffness_damping`` s). Tool interactions enter the same implicit matrix as per-node 3x3
   spring blocks (see ``contact.py``), so stiff grasps and contacts cannot destabilise a step.
-- **Linear solver**: matrix-free conjugate gradients preconditioned by the exact 3x3 diagonal
-  blocks (block Jacobi), warm-started from the last velocity, stopped at a stated relative
-  residual (``cg_tol``). Assembling a sparse matrix every step (rotations change) cost more
-  than the matrix-free products, which stream only positions, rotations and volume gradients.
+- **Contact within a step**: the rigid tools' penalty is linearised on tangent planes and the
+  contact set is made consistent with the step's result by an active-set loop (a node that ends
+  inside a tool is added and the step re-solved, warm-started; a contact that ends pulling is
+  dropped; at most ``MAX_CONTACT_PASSES`` solves). Linearising once per step let a node outside
+  at the start end deep inside and be thrown out next step: at the default penalty a sphere
+  pressed into liver chattered in a 3-step cycle with force peaks of ~50 N instead of ~0.05 N.
+  The last solve's contacts are kept: they give the tools' forces and start the next step's set.
+- **Linear solver**: matrix-free conjugate gradients, warm-started from the last velocity and
+  stopped at a stated relative residual (``cg_tol``), preconditioned by the exact 3x3 diagonal
+  blocks (block Jacobi) plus, by default, a coarse-grid correction (``precondition.py``: the
+  voxel grid coarsened 2-4x, the rest-state Galerkin operator with the grasp springs, factorised
+  by SuperLU when the step size, held nodes or grasp change). Block Jacobi alone needed 34 CG
+  iterations per step at 20k elements, the two-level preconditioner 13 (benchmarks/deform_speed.py).
+  Assembling a sparse matrix every step (rotations change) cost more than the matrix-free
+  products, which stream only positions, rotations and volume gradients.
 - **Kernels**: numba ``parallel=True`` on both cores (see ``kernels.py``); warp's CPU backend
   is single threaded (../shared/DESIGN.md measured numba ~2x faster on CPU), and a GPU is not
   part of the default install.
@@ -46,17 +57,25 @@ import numpy as np
 from surgtwin.core.deform import kernels
 from surgtwin.core.deform.contact import (
     Capsule,
+    ContactPlanes,
     Grasp,
     Obstacles,
+    add_contact_planes,
     add_grasp,
-    add_obstacles,
+    contact_plane_forces,
+    contact_planes,
     grasp_tool_force,
-    obstacle_forces,
+    missed_or_pulling,
+    no_contacts,
 )
 from surgtwin.core.deform.errors import SimulationError
+from surgtwin.core.deform.precondition import TwoLevel, pcg_two_level
 
 MAX_HALVINGS = 6
 ROTATION_ITERATIONS = 4
+MAX_CONTACT_PASSES = 6  # linear solves per step (or static iteration) while the contact set settles
+TWO_LEVEL_FROM_ELEMENTS = 2000  # "auto": below this block Jacobi alone was as fast (deform_speed.py)
+CONTACT_MARGIN_CELLS = 0.05  # a contact of the last step stays on while its node is this close to the tool
 
 
 class MaterialLike(Protocol):
@@ -86,6 +105,7 @@ class StepStats:
     rejected: int = 0  # tries rejected for non-finite values
     outer_iterations: int = 1  # linearisations (static solves)
     converged: bool = True
+    contact_passes: int = 1  # linear solves until the tools' contact set was consistent (summed)
 
 
 class DeformableBody:
@@ -104,6 +124,8 @@ class DeformableBody:
         cg_max_iterations: int = 200,
         grasp_stiffness: float | None = None,
         contact_stiffness: float | None = None,
+        preconditioner: str = "auto",
+        coarsening: int | None = None,
     ) -> None:
         self.mesh = mesh
         self.rest = np.ascontiguousarray(mesh.nodes, dtype=np.float64)
@@ -166,6 +188,18 @@ class DeformableBody:
         self._vol_grads = np.empty((n_el, 24))
         self._inv_blocks = np.empty((n_nodes, 3, 3))
         self._springs = np.zeros((n_nodes, 3, 3))
+        if preconditioner not in ("auto", "two-level", "jacobi"):
+            raise SimulationError(
+                f"no preconditioner {preconditioner!r}; use 'auto', 'two-level' or 'jacobi'"
+            )
+        two_level = preconditioner == "two-level" or (
+            preconditioner == "auto" and self.elements.shape[0] >= TWO_LEVEL_FROM_ELEMENTS
+        )
+        self._coarse = TwoLevel(self.rest, self.elements, h, coarsening) if two_level else None
+        grad_v = kernels.volume_gradient_reference(h).ravel()
+        self._k_element_rest = self.k_rest + self.volume_stiffness * np.outer(grad_v, grad_v)
+        self._m_element = rho * self.rest_volume / 8.0
+        self._grasp_springs = np.zeros((n_nodes, 3, 3))
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -184,6 +218,7 @@ class DeformableBody:
         self._v = np.zeros_like(self._x)
         self._quats = np.zeros((self.elements.shape[0], 4))
         self._quats[:, 0] = 1.0
+        self._contacts = no_contacts()  # the tools' contacts of the last solve
         self._apply_constraints(self._x)
 
     @property
@@ -292,10 +327,7 @@ class DeformableBody:
 
     def contact_force(self) -> np.ndarray:
         """Force (N) the tissue exerts on the sphere, at the current positions."""
-        scratch_f = np.zeros_like(self._x)
-        scratch_k = np.zeros_like(self._springs)
-        sphere_only = Obstacles(self.obstacles.stiffness, self.obstacles.sphere)
-        return add_obstacles(sphere_only, self._x, scratch_f, scratch_k)
+        return self.tool_forces()["sphere"]
 
     def set_plane(self, point_m: np.ndarray, normal: np.ndarray) -> None:
         """A retraction plane: nodes are kept on the side ``normal`` points to (replaces any plane)."""
@@ -323,9 +355,11 @@ class DeformableBody:
 
     def tool_forces(self) -> dict[str, np.ndarray]:
         """Force (N) the tissue exerts on each rigid tool (``sphere``, ``capsule``, ``planes``),
-        from the nodes that can move: a fixed node inside a tool is the anchor's business."""
+        at the current positions through the contacts of the last step or static solve (the
+        penalties the solver balanced), from the nodes that can move: a fixed node inside a tool
+        is the anchor's business. A tool moved since then reports its force after the next step."""
         held = self.anchored | self._prescribed.all(axis=1)
-        return obstacle_forces(self.obstacles, self._x, ~held)
+        return contact_plane_forces(self._contacts, self.obstacles, self.obstacles.stiffness, self._x, ~held)
 
     def capsule_force(self) -> np.ndarray:
         """Force (N) the tissue exerts on the capsule, at the current positions (zeros if none)."""
@@ -400,16 +434,74 @@ class DeformableBody:
         kernels.gather(self._buf, self.node_ptr, self.node_slots, out)
         return out
 
-    def _total_forces(self, x: np.ndarray) -> np.ndarray:
-        """All forces on the nodes at ``x`` (elements must be updated); fills the spring blocks."""
+    def _forces_without_contact(self, x: np.ndarray) -> np.ndarray:
+        """Elastic, gravity, load and grasp forces at ``x`` (elements must be updated); fills the
+        grasps' spring blocks."""
         f = self._elastic_forces(x)
         f += self.mass[:, None] * self.gravity[None, :]
         f += self.loads
-        self._springs[:] = 0.0
+        self._grasp_springs[:] = 0.0
         for g in self._grasps.values():
-            add_grasp(g, x, f, self._springs)
-        add_obstacles(self.obstacles, x, f, self._springs)
+            add_grasp(g, x, f, self._grasp_springs)
         return f
+
+    def _total_forces(self, x: np.ndarray) -> np.ndarray:
+        """All forces on the nodes at ``x`` (elements must be updated), the tools' through the
+        contacts of the last solve; fills the spring blocks."""
+        f = self._forces_without_contact(x)
+        self._springs[:] = self._grasp_springs
+        add_contact_planes(self._contacts, self.obstacles.stiffness, x, f, self._springs, pressing_only=True)
+        return f
+
+    def _has_obstacles(self) -> bool:
+        o = self.obstacles
+        return o.sphere is not None or o.capsule is not None or bool(o.planes)
+
+    def _solve_with_contacts(
+        self,
+        x: np.ndarray,
+        b: np.ndarray,
+        u: np.ndarray,
+        scale: float,
+        coefficients: tuple[float, float],
+        tol: float,
+        max_iterations: int,
+    ) -> tuple[int, float, int]:
+        """Solve (cm M + ck K + scale^2 S) u = b + scale f_contact for the motion u (positions
+        x + scale u) with a contact set consistent with the result (an active-set loop).
+
+        ``b`` holds every force but the tools'. The tools' penalties are linear springs on planes
+        tangent to the tool (contact.py), so within a pass the system is linear. A pass whose
+        result has a node inside a tool it did not know about, or a contact that pulls, is
+        redone with the contact set taken at the result (warm-started), at most
+        ``MAX_CONTACT_PASSES`` times. Returns (CG iterations, last residual, passes)."""
+        cm, ck = coefficients
+        k = self.obstacles.stiffness
+        margin = CONTACT_MARGIN_CELLS * self.cell_m
+        contacts: ContactPlanes | None = (
+            contact_planes(self.obstacles, x, self._contacts, margin=margin)
+            if self._has_obstacles()
+            else None
+        )
+        total_it, res, passes = 0, 0.0, 0
+        while True:
+            passes += 1
+            rhs = b
+            self._springs[:] = self._grasp_springs
+            if contacts is not None and contacts.nodes.size:
+                fc = np.zeros_like(x)
+                add_contact_planes(contacts, k, x, fc, self._springs)
+                rhs = b + scale * fc
+            it, res = self._solve(rhs, u, cm, ck, scale * scale, tol, max_iterations)
+            total_it += it
+            if contacts is None or passes >= MAX_CONTACT_PASSES or not np.isfinite(u).all():
+                break
+            trial = x + scale * u
+            if not missed_or_pulling(contacts, self.obstacles, trial):
+                break
+            contacts = contact_planes(self.obstacles, trial, contacts, keep_planes=True)
+        self._contacts = no_contacts() if contacts is None else contacts
+        return total_it, res, passes
 
     def elastic_forces(self) -> np.ndarray:
         """Elastic force on each node at the current positions (N, 3), newtons."""
@@ -457,49 +549,60 @@ class DeformableBody:
         if np.any(constrained):
             product(constrained, *system, ap)
             rhs -= ap
-        ref = float(np.linalg.norm(rhs))
+        ref = float(
+            np.sqrt(cast(Any, kernels._dot)(rhs, rhs))
+        )  # not BLAS: its threads stall on a busy machine
         product(np.where(free, x, 0.0), *system, ap)
         r = rhs - ap
         if ref == 0.0:
             x[free] = 0.0
             return 0, 0.0
-        it, res = pcg(x, r, ref, tol, max_iterations, *system, self._inv_blocks)
+        if self._coarse is None:
+            it, res = pcg(x, r, ref, tol, max_iterations, *system, self._inv_blocks)
+        else:
+            rest_element = cm * self._m_element * np.eye(24) + ck * self._k_element_rest
+            self._coarse.prepare(rest_element, cm, ck, free, cs * self._grasp_springs)
+            it, res = pcg_two_level(x, r, ref, tol, max_iterations, system, self._inv_blocks, self._coarse)
+            if not res <= tol and it < max_iterations:  # broke down (not positive): go on with block Jacobi
+                more, res = pcg(x, r, ref, tol, max_iterations - it, *system, self._inv_blocks)
+                it += more
         return int(it), float(res)
 
     def step(self, dt: float) -> StepStats:
         """One backward-Euler step of ``dt`` seconds (halved on non-finite results)."""
-        x0, v0, q0 = self._x.copy(), self._v.copy(), self._quats.copy()
+        x0, v0, q0, c0 = self._x.copy(), self._v.copy(), self._quats.copy(), self._contacts
         rejected = 0
         h = float(dt)
         for _ in range(MAX_HALVINGS + 1):
             try:
-                it, res = self._try_step(h)
+                it, res, passes = self._try_step(h)
             except FloatingPointError:
-                it, res = 0, float("nan")
+                it, res, passes = 0, float("nan"), 1
             if np.isfinite(self._x).all() and np.isfinite(self._v).all() and np.isfinite(res):
-                return StepStats(it, res, h, rejected, converged=res <= self.cg_tol)
+                return StepStats(it, res, h, rejected, converged=res <= self.cg_tol, contact_passes=passes)
             rejected += 1
-            self._x, self._v, self._quats = x0.copy(), v0.copy(), q0.copy()
+            self._x, self._v, self._quats, self._contacts = x0.copy(), v0.copy(), q0.copy(), c0
             h *= 0.5
         return StepStats(0, float("nan"), 0.0, rejected, converged=False)
 
-    def _try_step(self, dt: float) -> tuple[int, float]:
+    def _try_step(self, dt: float) -> tuple[int, float, int]:
         x = self._x
         self._update_elements(x)
-        f = self._total_forces(x)
+        f = self._forces_without_contact(x)
         cm = 1.0 + dt * self.damping
         ck = dt * self.stiffness_damping + dt * dt
-        cs = dt * dt
         b = self.mass[:, None] * self._v + dt * f
         v = self._v.copy()
         free = self.free
         target = np.where(self.anchored[:, None], self.rest, self._targets)
         v[~free] = ((target - x) / dt)[~free]
-        it, res = self._solve(b, v, cm, ck, cs, self.cg_tol, self.cg_max_iterations)
+        it, res, passes = self._solve_with_contacts(
+            x, b, v, dt, (cm, ck), self.cg_tol, self.cg_max_iterations
+        )
         self._v = v
         self._x = x + dt * v
         self._apply_constraints(self._x)
-        return it, res
+        return it, res, passes
 
     def solve_static(
         self,
@@ -519,18 +622,21 @@ class DeformableBody:
         """
         reg = 1e-6 * self.shear_modulus / (float(self.material.density_kg_m3) * self.cell_m**2)
         total_it, res, change = 0, 0.0, np.inf
-        outer = 0
+        outer = total_passes = 0
         free = self.free
         while outer < max_steps:
             outer += 1
             x = self._x
             self._update_elements(x)
-            f = self._total_forces(x)
+            f = self._forces_without_contact(x)
             dx = np.zeros_like(x)
             target = np.where(self.anchored[:, None], self.rest, self._targets)
             dx[~free] = (target - x)[~free]
-            it, res = self._solve(f, dx, reg, 1.0, 1.0, cg_tol, 20 * self.cg_max_iterations)
+            it, res, passes = self._solve_with_contacts(
+                x, f, dx, 1.0, (reg, 1.0), cg_tol, 20 * self.cg_max_iterations
+            )
             total_it += it
+            total_passes += passes
             if not np.isfinite(dx).all():
                 raise SimulationError("the static solve diverged (non-finite increment)")
             step = float(np.abs(dx).max())
@@ -543,7 +649,7 @@ class DeformableBody:
                 break
         self._v[:] = 0.0
         self._update_elements(self._x)
-        return StepStats(total_it, res, 0.0, 0, outer, change <= tol * self.cell_m)
+        return StepStats(total_it, res, 0.0, 0, outer, change <= tol * self.cell_m, total_passes)
 
     # --------------------------------------------------------------- results
     def element_volumes(self) -> np.ndarray:
