@@ -80,3 +80,24 @@ def test_more_flow_more_stenosis_drop(truth_case: Path, flow: dict) -> None:
 def test_bad_input_is_one_clear_line(truth_case: Path, args: list[str], message: str) -> None:
     result = run("simulate", "flow", str(truth_case), *args, rc=1)
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_3d_tier_on_the_sample_tree(truth_case: Path) -> None:
+    """The sample's aorta-iliac tree in 3D from the command line: coarse cells and a short run
+    keep CI quick (the chain end to end; docs/flow.md has a finer, longer run)."""
+    data = json.loads(
+        run(
+            "simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "60", "--model", "3d",
+            "--cell-size", "2", "--max-steps", "2000", "--json",
+        ).stdout
+    )  # fmt: skip
+    three_d = data["three_d"]
+    assert three_d["cells"] > 10_000 and three_d["steps"] == 2000 and three_d["mlups"] > 0
+    inlet, *outlets = three_d["ends"]
+    assert len(outlets) == 2 and inlet["flow_ml_s"] == pytest.approx(60.0, rel=0.05)
+    assert sum(o["flow_ml_s"] for o in outlets) == pytest.approx(inlet["flow_ml_s"], rel=0.05)
+    assert all(o["pressure_drop_pa"] > 0 for o in outlets)
+    (stenosis,) = three_d["stenoses"]
+    assert stenosis["position_lps_mm"] == data["stenoses"][0]["position_lps_mm"]
+    assert stenosis["pressure_drop_pa"] > 0
+    assert 0 < three_d["wall_shear_stress"]["mean_pa"] < three_d["wall_shear_stress"]["max_pa"]
