@@ -35,6 +35,15 @@ def record(text: str) -> None:
         f.write(text + "\n")
 
 
+def report(lines: list[str], keep: bool) -> None:
+    """Print the result block (``lines``) and, when ``keep`` (--record), append it to
+    docs/benchmarks.md."""
+    text = "\n".join(lines)
+    print(text)
+    if keep:
+        record(text)
+
+
 def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
     """The options every benchmark takes: --repeats and --record."""
     p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])

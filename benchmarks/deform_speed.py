@@ -17,7 +17,7 @@ import time
 
 import numba
 import numpy as np
-from _common import benchmark_parser, machine, record
+from _common import benchmark_parser, machine, report
 
 from surgtwin.core.deform.materials import Material
 from surgtwin.core.deform.mesh import box_mesh
@@ -92,10 +92,7 @@ def main() -> None:
                 )
                 print(lines[-1], flush=True)
     lines.append("| SOFA anchor: 18,954 tets | 1 | — | ~30 | 10 (capped) | not converged | | |")
-    text = "\n".join(lines)
-    print(text)
-    if args.record:
-        record(text)
+    report(lines, args.record)
 
 
 if __name__ == "__main__":

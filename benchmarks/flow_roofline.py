@@ -14,7 +14,7 @@ import time
 
 import numba
 import numpy as np
-from _common import benchmark_parser, machine, record
+from _common import benchmark_parser, machine, report
 
 from surgtwin.core.flow.lbm import LbmSetup, LbmSolver
 from surgtwin.core.flow.lbm_kernels import parallel_copy
@@ -72,10 +72,7 @@ def main() -> None:
         "| anchor: FluidX3D on GPUs | 75-85 % of roofline; 17,600 MLUPS on an H100 SXM |",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.record:
-        record(text)
+    report(lines, args.record)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import REPO, benchmark_parser, machine, record
+from _common import REPO, benchmark_parser, machine, report
 
 sys.path.insert(0, str(REPO))
 
@@ -89,10 +89,7 @@ def main() -> None:
         "",
         table(outcomes),
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.record:
-        record(text)
+    report(lines, args.record)
 
 
 if __name__ == "__main__":

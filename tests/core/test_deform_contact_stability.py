@@ -10,7 +10,6 @@ core's default penalty (1000 E h per node), where the settled force is about 0.0
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -26,12 +25,7 @@ MOVE_PER_STEP = 0.25 * CELL  # what the app moves a rigid tool by per step
 OFF_NODE = np.array([5.3 * CELL, 5.2 * CELL])  # press between nodes, not on one
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)  # shared test machine: see test_deform_validation.py
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def liver_box(penalty_factor: float | None) -> DeformableBody:

@@ -4,7 +4,6 @@ supports' reactions, and nodes pinned at picked points."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -18,12 +17,7 @@ TISSUE = Material("test tissue", 5e3, 0.45, 1000.0, "unit test")
 STEP = 1.0 / 60.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)  # shared test machine: see test_deform_validation.py
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def held_block(size: tuple[float, float, float], cells: tuple[int, int, int]) -> DeformableBody:

@@ -15,12 +15,7 @@ from surgtwin.core.deform.solver import MAX_HALVINGS, DeformableBody
 TISSUE = Material("test tissue", 5e3, 0.45, 1000.0, "unit test")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)  # shared test machine: see test_deform_validation.py
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def block(n: int = 3, size: float = 0.03, **kw: object) -> DeformableBody:

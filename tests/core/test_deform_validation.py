@@ -8,7 +8,6 @@ test_deform_solver.py checks that two threads give the same answers).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -16,13 +15,7 @@ from surgtwin.core.deform.materials import Material
 from surgtwin.core.deform.mesh import box_mesh
 from surgtwin.core.deform.solver import DeformableBody
 
-
-@pytest.fixture(autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def material(e_pa: float, nu: float, rho: float = 1000.0) -> Material:

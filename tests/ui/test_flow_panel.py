@@ -4,6 +4,9 @@ thread, its table, pressure plot and 3D centreline overlay; the case itself must
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -48,28 +51,42 @@ def y_vessel() -> tuple[np.ndarray, np.ndarray]:
     return labels.reshape(k.shape), affine
 
 
-@pytest.fixture
-def setup(qtbot):
-    from surgtwin.ui.flow_panel import FlowPanel
-    from surgtwin.ui.view3d import View3D
-
-    labels, affine = y_vessel()
-    segments = {
+def y_vessel_segments() -> dict[int, Segment]:
+    """The segments of :func:`y_vessel`'s labels."""
+    return {
         1: Segment("aorta", (0.8, 0.2, 0.2)),
         2: Segment("iliac_right", (0.8, 0.3, 0.2)),
         3: Segment("iliac_left", (0.8, 0.3, 0.3)),
-        4: Segment("liver", (0.6, 0.3, 0.2)),
     }
-    harness = ToolHarness(Scene("flow"))
-    harness.history.execute(AddSegmentation(Segmentation(labels, affine, segments, name="vessels")))
-    view = show_widget(qtbot, View3D(), (400, 360))
+
+
+@contextmanager
+def flow_panel_shown(
+    qtbot, harness: ToolHarness, view_size: tuple[int, int], panel_size: tuple[int, int]
+) -> Iterator[tuple[object, object]]:
+    """The 3D view and the flow panel over the harness's case, as (view, panel); the session
+    and the view closed afterwards."""
+    from surgtwin.ui.flow_panel import FlowPanel
+    from surgtwin.ui.view3d import View3D
+
+    view = show_widget(qtbot, View3D(), view_size)
     view.set_context(harness)
     view.set_scene(harness.scene)
-    panel = show_widget(qtbot, FlowPanel(harness, view), (520, 760))
+    panel = show_widget(qtbot, FlowPanel(harness, view), panel_size)
     harness.parent = panel
-    yield harness, view, panel
+    yield view, panel
     panel.close_session()
     view.close_view()
+
+
+@pytest.fixture
+def setup(qtbot):
+    labels, affine = y_vessel()
+    segments = {**y_vessel_segments(), 4: Segment("liver", (0.6, 0.3, 0.2))}
+    harness = ToolHarness(Scene("flow"))
+    harness.history.execute(AddSegmentation(Segmentation(labels, affine, segments, name="vessels")))
+    with flow_panel_shown(qtbot, harness, (400, 360), (520, 760)) as (view, panel):
+        yield harness, view, panel
 
 
 def compute(qtbot, panel, harness) -> None:

@@ -17,11 +17,11 @@ from surgtwin.core.flow.reduced import PA_PER_MMHG
 from surgtwin.core.mesh.extract import extract_meshes
 from surgtwin.core.scene import Scene
 from surgtwin.core.segmentation.commands import AddSegmentation
-from surgtwin.core.segmentation.model import Segment, Segmentation
+from surgtwin.core.segmentation.model import Segmentation
 from surgtwin.render.snapshot import write_png
-from surgtwin.ui.flow_panel import COLUMNS, DROP_COLUMN, FLOW_COLUMN
-from tests.ui.harness import ToolHarness, show_widget
-from tests.ui.test_flow_panel import INFLOW_ML_S, y_vessel
+from surgtwin.ui.flow_panel import DROP_COLUMN, FLOW_COLUMN
+from tests.ui.harness import ToolHarness
+from tests.ui.test_flow_panel import INFLOW_ML_S, flow_panel_shown, table_rows, y_vessel, y_vessel_segments
 
 CELL_MM = 1.0
 STEPS = 2000  # the end of the inflow's start-up ramp: the full inflow, a field far from steady
@@ -31,33 +31,19 @@ WAIT_MS = 120_000
 
 @pytest.fixture
 def setup(qtbot):
-    from surgtwin.ui.flow_panel import FlowPanel
-    from surgtwin.ui.view3d import View3D
-
     labels, affine = y_vessel()
-    segments = {
-        1: Segment("aorta", (0.8, 0.2, 0.2)),
-        2: Segment("iliac_right", (0.8, 0.3, 0.2)),
-        3: Segment("iliac_left", (0.8, 0.3, 0.3)),
-    }
-    segmentation = Segmentation(labels, affine, segments, name="vessels")
+    segmentation = Segmentation(labels, affine, y_vessel_segments(), name="vessels")
     harness = ToolHarness(Scene("flow3d"))
     harness.history.execute(AddSegmentation(segmentation, "seg-1"))
     for mesh in extract_meshes(segmentation).values():
         mesh.segmentation_id = "seg-1"
         harness.history.execute(AddMesh(mesh))
-    view = show_widget(qtbot, View3D(), (480, 420))
-    view.set_context(harness)
-    view.set_scene(harness.scene)
-    panel = show_widget(qtbot, FlowPanel(harness, view), (560, 900))
-    harness.parent = panel
-    panel.inflow.setValue(INFLOW_ML_S)
-    assert panel.compute()
-    qtbot.waitUntil(lambda: panel.case is not None or bool(harness.errors), timeout=WAIT_MS)
-    assert not harness.errors, harness.errors
-    yield harness, view, panel
-    panel.close_session()
-    view.close_view()
+    with flow_panel_shown(qtbot, harness, (480, 420), (560, 900)) as (view, panel):
+        panel.inflow.setValue(INFLOW_ML_S)
+        assert panel.compute()
+        qtbot.waitUntil(lambda: panel.case is not None or bool(harness.errors), timeout=WAIT_MS)
+        assert not harness.errors, harness.errors
+        yield harness, view, panel
 
 
 def run_3d(qtbot, panel, harness, cell_mm=CELL_MM, steps=STEPS, max_cells=250_000) -> None:
@@ -70,15 +56,6 @@ def run_3d(qtbot, panel, harness, cell_mm=CELL_MM, steps=STEPS, max_cells=250_00
     qtbot.waitUntil(lambda: not panel.running_3d, timeout=WAIT_MS)
     if len(harness.errors) == errors:
         assert panel.flow3d is not None
-
-
-def rows(panel, kind: str) -> list[list[str]]:
-    found = []
-    for r in range(panel.table.rowCount()):
-        cells = [panel.table.item(r, c).text() if panel.table.item(r, c) else "" for c in range(len(COLUMNS))]
-        if cells[0].startswith(kind):
-            found.append(cells)
-    return found
 
 
 def vessel_mesh_ids(harness) -> list[str]:
@@ -113,20 +90,20 @@ def test_3d_run_fills_the_table_plot_and_view_and_clear_leaves_the_case_as_it_wa
     result = panel.flow3d
 
     # --- table: the run, the ends, the stenosis next to Young–Tsai ------------------------
-    (run_row,) = rows(panel, "3D run")
+    (run_row,) = table_rows(panel, "3D run")
     assert f"{result.summary['cells']:,} cells of 1.00 mm" in run_row[5]
     assert f"{STEPS:,} steps" in run_row[5] and "MLUPS" in run_row[5]
-    (velocity_row,) = rows(panel, "3D velocity")
+    (velocity_row,) = table_rows(panel, "3D velocity")
     assert "m/s" in velocity_row[5] and "mass imbalance" in velocity_row[5]
-    (inlet,) = rows(panel, "3D inlet")
+    (inlet,) = table_rows(panel, "3D inlet")
     assert float(inlet[FLOW_COLUMN]) == pytest.approx(INFLOW_ML_S, rel=0.1)
-    outlets = rows(panel, "3D outlet")
+    outlets = table_rows(panel, "3D outlet")
     assert len(outlets) == 2
     assert sum(float(o[FLOW_COLUMN]) for o in outlets) == pytest.approx(float(inlet[FLOW_COLUMN]), rel=0.05)
     assert sum("pressure outlet" in o[5] for o in outlets) == 1
     assert all(float(o[DROP_COLUMN]) > 0 for o in outlets), "pressure falls from the inlet to each outlet"
-    (stenosis_3d,) = rows(panel, "3D stenosis")
-    (stenosis_reduced,) = rows(panel, "Stenosis")
+    (stenosis_3d,) = table_rows(panel, "3D stenosis")
+    (stenosis_reduced,) = table_rows(panel, "Stenosis")
     assert stenosis_3d[1] == stenosis_reduced[1]
     assert float(stenosis_3d[DROP_COLUMN]) == pytest.approx(
         result.stenosis_drops_pa[0] / PA_PER_MMHG, abs=0.01
@@ -199,7 +176,7 @@ def test_3d_run_fills_the_table_plot_and_view_and_clear_leaves_the_case_as_it_wa
         assert actor.GetMapper().GetInput() is own_inputs[mid] and not actor.GetMapper().GetScalarVisibility()
         assert actor.GetProperty().GetOpacity() == pytest.approx(opacities[mid])
         assert np.array_equal(harness.scene.meshes[mid].vertices, vertices[mid])
-    assert rows(panel, "3D") == [] and panel.plot.curves == []
+    assert table_rows(panel, "3D") == [] and panel.plot.curves == []
     assert len(harness.history.undo_stack) == undo_depth
     assert np.array_equal(harness.scene.segmentations["seg-1"].labels, labels)
     assert panel.colour_by.currentData() == "none" and not panel.streamlines_box.isChecked()
@@ -225,7 +202,7 @@ def test_errors_and_cancel_are_reported_and_the_panel_keeps_working(qtbot, setup
     task.dialog.findChild(QPushButton).click()  # the progress dialog's Cancel
     qtbot.waitUntil(lambda: not panel.running_3d, timeout=WAIT_MS)
     assert isinstance(harness.errors[-1][1], CancelledError) and harness.errors[-1][0] == "3D blood flow"
-    assert panel.flow3d is None and rows(panel, "3D") == []
+    assert panel.flow3d is None and table_rows(panel, "3D") == []
 
     # Clear during a run stops it; its late answer is dropped, not reported
     assert panel.run_3d()
@@ -248,5 +225,5 @@ def test_errors_and_cancel_are_reported_and_the_panel_keeps_working(qtbot, setup
     assert panel.compute()
     qtbot.waitUntil(lambda: not harness.tasks[-1].running, timeout=WAIT_MS)
     assert panel.flow3d is None and panel.case is not None and not harness.errors
-    assert panel.overlay.streamline_actor is None and rows(panel, "3D") == []
+    assert panel.overlay.streamline_actor is None and table_rows(panel, "3D") == []
     assert panel.run3d_button.isEnabled()

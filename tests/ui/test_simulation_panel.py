@@ -5,6 +5,8 @@ mouse events in the interactive 3D view. The case itself must never change."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -43,12 +45,14 @@ def box_case() -> tuple[ToolHarness, str]:
     return harness, seg_id
 
 
-@pytest.fixture
-def setup(qtbot):
+@contextmanager
+def box_case_shown(qtbot) -> Iterator[tuple[ToolHarness, object, object]]:
+    """The box case in the interactive 3D view with the simulation panel over it, as
+    (harness, view, panel); the session and the view closed afterwards."""
     from surgtwin.ui.simulation_panel import SimulationPanel
     from surgtwin.ui.view3d import View3D
 
-    harness, seg_id = box_case()
+    harness, _ = box_case()
     view = show_widget(qtbot, View3D(), (480, 400))
     assert view.interactive, "the UI tier runs the interactive (GLX) 3D view"
     view.set_context(harness)
@@ -58,6 +62,12 @@ def setup(qtbot):
     yield harness, view, panel
     panel.close_session()
     view.close_view()
+
+
+@pytest.fixture
+def setup(qtbot):
+    with box_case_shown(qtbot) as shown:
+        yield shown
 
 
 def liver_mesh_id(harness: ToolHarness) -> str:

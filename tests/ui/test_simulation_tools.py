@@ -10,25 +10,20 @@ import pytest
 import trimesh
 from PySide6.QtCore import QPoint
 
-from tests.ui.harness import show_widget
-from tests.ui.test_simulation_panel import QtLeft, box_case, liver_mesh_id, shown_points, start, to_widget
+from tests.ui.test_simulation_panel import (
+    QtLeft,
+    box_case_shown,
+    liver_mesh_id,
+    shown_points,
+    start,
+    to_widget,
+)
 
 
 @pytest.fixture
 def setup(qtbot):
-    from surgtwin.ui.simulation_panel import SimulationPanel
-    from surgtwin.ui.view3d import View3D
-
-    harness, _ = box_case()
-    view = show_widget(qtbot, View3D(), (480, 400))
-    assert view.interactive, "the UI tier runs the interactive (GLX) 3D view"
-    view.set_context(harness)
-    view.set_scene(harness.scene)
-    panel = show_widget(qtbot, SimulationPanel(harness, view))
-    harness.parent = panel
-    yield harness, view, panel
-    panel.close_session()
-    view.close_view()
+    with box_case_shown(qtbot) as shown:
+        yield shown
 
 
 def front_point(rest: np.ndarray, x: float, z: float) -> np.ndarray:

@@ -190,6 +190,7 @@ class TwoLevel:
         z += (self._free * (self.prolongation @ solved)).reshape(z.shape)
 
 
+@np.errstate(invalid="ignore", divide="ignore")  # the solver rejects a non-finite step itself
 def pcg_two_level(
     x: np.ndarray,
     r: np.ndarray,
@@ -203,20 +204,6 @@ def pcg_two_level(
     """CG on the solver's system (``system``: the kernels' argument tuple) preconditioned by
     block Jacobi plus ``coarse``; in place from residual ``r`` = b - A x. Returns (iterations,
     ||r|| / ref)."""
-    with np.errstate(invalid="ignore", divide="ignore"):  # the solver rejects a non-finite step itself
-        return _pcg_two_level(x, r, ref, tol, max_iterations, system, inv_blocks, coarse)
-
-
-def _pcg_two_level(
-    x: np.ndarray,
-    r: np.ndarray,
-    ref: float,
-    tol: float,
-    max_iterations: int,
-    system: tuple[Any, ...],
-    inv_blocks: np.ndarray,
-    coarse: TwoLevel,
-) -> tuple[int, float]:
     z = np.empty_like(x)
     ap = np.empty_like(x)
     kernels.apply_blocks(inv_blocks, r, z)
