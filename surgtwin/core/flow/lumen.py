@@ -155,13 +155,23 @@ def _parabolic_velocity(grid: LumenGrid, end: VesselEnd) -> np.ndarray:
 
 
 def end_normals(tree: VesselTree) -> list[tuple[str, int, np.ndarray, np.ndarray, float]]:
-    """(name, branch, end point, outward unit normal, radius) for the inlet and each outlet."""
-    ends = []
-    first = tree.branches[0]
-    ends.append(("inlet", 0, *_end_frame(first.points_lps, first.radius_mm, at_start=True)))
+    """(name, branch, end point, outward unit normal, radius) for the inlet and each outlet.
+
+    Each end is read on the whole inlet-to-outlet path, so a branch shorter than the stretch
+    the direction is averaged over borrows its parent's points.
+    """
+
+    def path(outlet_branch: int) -> tuple[np.ndarray, np.ndarray]:
+        branches = [tree.branches[b] for b in tree.path_to(outlet_branch)]
+        return (
+            np.concatenate([b.points_lps for b in branches]),
+            np.concatenate([b.radius_mm for b in branches]),
+        )
+
+    first_outlet = tree.outlet_branches[0] if tree.outlet_branches else 0
+    ends = [("inlet", 0, *_end_frame(*path(first_outlet), at_start=True))]
     for n, b in enumerate(tree.outlet_branches, start=1):
-        branch = tree.branches[b]
-        ends.append((f"outlet {n}", b, *_end_frame(branch.points_lps, branch.radius_mm, at_start=False)))
+        ends.append((f"outlet {n}", b, *_end_frame(*path(b), at_start=False)))
     return ends
 
 
