@@ -21,6 +21,9 @@ from surgtwin.cli.common import EXIT_OK, print_json, require_existing
 from surgtwin.cli.simulate import _vector
 from surgtwin.core.errors import SurgTwinError
 
+DEFAULT_MAX_CELLS = 250_000  # as surgtwin.core.flow.case3d (not imported here: it loads numba)
+DEFAULT_MAX_STEPS = 40_000
+
 FLOW_SCHEMA = "surgtwin.simulate.flow/1"
 
 
@@ -88,7 +91,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
     if args.model == "3d":
         data["three_d"] = _run_3d(args, case, mask, ijk_to_lps)
     if args.json:
-        print_json(data)
+        print_json(_finite_or_null(data))
     else:
         print(
             f"{args.segment}: {data['centreline']['branches']} branches, "
@@ -111,19 +114,36 @@ def cmd_flow(args: argparse.Namespace) -> int:
 
 
 def _check_3d_options(args: argparse.Namespace) -> None:
+    options = (
+        ("--cell-size", args.cell_size),
+        ("--max-cells", args.max_cells),
+        ("--max-steps", args.max_steps),
+        ("--fields", args.fields),
+    )
     if args.model != "3d":
-        given = [
-            flag for flag, value in (("--cell-size", args.cell_size), ("--fields", args.fields)) if value
-        ]
+        given = [flag for flag, value in options if value is not None]
         if given:
             raise SurgTwinError(f"{', '.join(given)} apply only to --model 3d", code="usage")
         return
     if args.cell_size is not None and not args.cell_size > 0:
         raise SurgTwinError("--cell-size must be positive (mm)", code="usage")
+    args.max_cells = DEFAULT_MAX_CELLS if args.max_cells is None else args.max_cells
+    args.max_steps = DEFAULT_MAX_STEPS if args.max_steps is None else args.max_steps
     if not args.max_cells > 0 or not args.max_steps > 0:
         raise SurgTwinError("--max-cells and --max-steps must be positive", code="usage")
     if args.fields and Path(args.fields).suffix.lower() != ".npz":
         raise SurgTwinError("--fields writes a NumPy archive: give a path ending in .npz", code="usage")
+
+
+def _finite_or_null(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a reading that could not be taken becomes null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: np.ndarray) -> dict[str, Any]:
@@ -193,11 +213,10 @@ def register_flow(kinds: Any) -> None:
     flow.add_argument(
         "--max-cells",
         type=int,
-        default=250_000,
         metavar="N",
         help="3D fluid-cell budget for auto cells (250000)",
     )
-    flow.add_argument("--max-steps", type=int, default=40_000, metavar="N", help="3D steps at most (40000)")
+    flow.add_argument("--max-steps", type=int, metavar="N", help="3D steps at most (40000)")
     flow.add_argument("--fields", metavar="OUT.npz", help="3D: write velocity, pressure and the lattice")
     flow.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
     flow.set_defaults(func=cmd_flow)

@@ -89,6 +89,8 @@ def test_the_fields_file_holds_the_lattice(flow_3d) -> None:
 def test_bad_3d_options_are_refused_with_a_reason(vessel_case: Path) -> None:
     result = run("simulate", "flow", str(vessel_case), "--segment", "artery", "--cell-size", "0.5", rc=1)
     assert "--model 3d" in result.stderr  # run() also checks that no traceback was printed
+    result = run("simulate", "flow", str(vessel_case), "--segment", "artery", "--max-steps", "100", rc=1)
+    assert "--max-steps apply only to --model 3d" in result.stderr
     result = run(
         "simulate", "flow", str(vessel_case), "--segment", "artery", "--model", "3d", "--cell-size", "6", rc=1
     )  # fmt: skip

@@ -12,7 +12,7 @@ from tests.cli_run import build_truth_case
 
 LONG_MS = 120_000
 SAMPLE_3D_CELL_MM = 2.0
-SAMPLE_3D_STEPS = 2_000
+SAMPLE_3D_STEPS = 5_000
 
 
 @pytest.fixture(scope="module")

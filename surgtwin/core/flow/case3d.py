@@ -52,6 +52,7 @@ SMAGORINSKY = 0.1
 # walls sit exactly halfway) and faster, so LES (regularized collision) is used only below.
 LES_BELOW_TAU = 0.55
 RAMP_STEPS = 2_000
+GAIN_LIMITS = (0.5, 2.0)  # the controller's range on a velocity end's prescribed profile
 CHECK_EVERY = 200
 
 
@@ -167,7 +168,8 @@ class OutletCoupling:
         self._share_outflow(flows, pressures)
         for end, measured in zip(self.ends, flows, strict=True):
             if end.target is not None and measured > 0:
-                solver.velocity_gain[end.span] *= np.float32(np.clip(end.target / measured, 0.9, 1.1) ** 0.5)
+                gain = solver.velocity_gain[end.span] * np.clip(end.target / measured, 0.9, 1.1) ** 0.5
+                solver.velocity_gain[end.span] = np.clip(gain, *GAIN_LIMITS)  # never runs away
 
     def _share_outflow(self, flows: list[float], pressures: list[float]) -> None:
         inlet, outlets = self.ends[0], self.ends[1:]
@@ -279,14 +281,21 @@ def run_case_3d(
 ) -> Flow3D:
     """Run the 3D preview on the vessel traced in ``case`` (the same mask and affine)."""
     started = time.perf_counter()
+    chosen = cell_mm is None
     if cell_mm is None:
         cell_mm = choose_cell_mm(case, mask_kji, ijk_to_lps, max_cells)
     across = 2.0 * narrowest_radius_mm(case) / cell_mm
     if across < MIN_CELLS_TO_RUN:
+        largest = 2.0 * narrowest_radius_mm(case) / MIN_CELLS_TO_RUN
+        remedy = (
+            f"allow more cells (the budget of {max_cells:,} gave these) or give a cell size of at most "
+            f"{largest:.2f} mm"
+            if chosen
+            else f"choose cells of at most {largest:.2f} mm"
+        )
         raise FlowError(
             f"With {cell_mm:.2f} mm cells the vessel's narrowest lumen spans {across:.1f} cells (at least "
-            f"{MIN_CELLS_TO_RUN:.1f} needed): choose cells of at most "
-            f"{2.0 * narrowest_radius_mm(case) / MIN_CELLS_TO_RUN:.2f} mm."
+            f"{MIN_CELLS_TO_RUN:.1f} needed): {remedy}."
         )
     grid = resample_lumen(mask_kji, ijk_to_lps, cell_mm, *extension_tips(case.tree))
     domain = cut_ends(grid, case.tree, end_flows(case))

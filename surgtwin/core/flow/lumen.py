@@ -137,8 +137,9 @@ def _parabolic_velocity(grid: LumenGrid, end: VesselEnd) -> np.ndarray:
     carrying exactly the end's flow.
 
     The velocity points along the lattice step, not the plane's normal: then no mass crosses the
-    side faces of the staircase the layer makes across an oblique vessel, so the flux is just
-    the sum over the layer's cells; the flow turns along the vessel within a cell or two.
+    side faces of the staircase the layer makes across an oblique vessel, so the flux is the
+    sum over the innermost cell of each lattice column; the flow turns along the vessel within
+    a cell or two.
     """
     if end.flow_m3_s is None:
         raise FlowError(f"The {end.name} holds the pressure: it has no prescribed flow.")
@@ -149,7 +150,16 @@ def _parabolic_velocity(grid: LumenGrid, end: VesselEnd) -> np.ndarray:
     radius = np.sqrt(end.area_mm2 / np.pi)
     shape = np.clip(1.0 - np.sum(lateral**2, axis=1) / radius**2, 0.05, None)
     cell_m2 = (grid.cell_mm * 1e-3) ** 2
-    speed = shape * end.flow_m3_s / (cell_m2 * shape.sum())
+    # An oblique cut's layer is one to two cells deep along the step: each lattice column
+    # passes on only what its innermost cell carries, so the flux sums over those.
+    axis = int(np.flatnonzero(end.step)[0])
+    depth = end.cells[:, axis] * int(np.sum(end.step))
+    columns = np.delete(end.cells, axis, axis=1)
+    order = np.lexsort((depth, columns[:, 1], columns[:, 0]))  # innermost first in each column
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = np.any(np.diff(columns[order], axis=0) != 0, axis=1)
+    innermost = order[first]
+    speed = shape * end.flow_m3_s / (cell_m2 * shape[innermost].sum())
     out = np.asarray(end.step, dtype=np.float64)
     return np.outer(speed, -out if end.name == "inlet" else out)
 
@@ -259,9 +269,13 @@ def extension_tips(tree: VesselTree) -> tuple[np.ndarray, float]:
 def _cut_radius(
     grid: LumenGrid, fluid: np.ndarray, centre: np.ndarray, outward: np.ndarray, radius: float
 ) -> float:
-    """Radius of the circle with the lumen's cross-section area at the cut (one cell thick slab)."""
-    slab = _cap_region(grid, centre - grid.cell_mm * outward, outward, 1.6 * radius, reach=grid.cell_mm)
-    area = float(np.count_nonzero(fluid & slab)) * grid.cell_mm**2
+    """Radius of the circle with the lumen's cross-section area just inside the cut: fluid volume
+    of a slab four cells thick / its thickness (a thin slab aliases with the lattice planes)."""
+    thickness = 4.0 * grid.cell_mm
+    slab = _cap_region(
+        grid, centre - thickness * outward, outward, radius, reach=thickness, lateral=1.6 * radius
+    )
+    area = float(np.count_nonzero(fluid & slab)) * grid.cell_mm**3 / thickness
     return max(float(np.sqrt(area / np.pi)), 1.5 * grid.cell_mm) if area > 0 else radius
 
 
