@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,8 +27,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -66,6 +63,7 @@ from surgtwin.ui.flow3d_overlay import (
     snapshot_surfaces,
     vessel_mesh_ids,
 )
+from surgtwin.ui.name_checklist import NameChecklist
 from surgtwin.ui.pressure_plot import PlotCurve, PressurePlot
 
 TITLE = "Blood flow"
@@ -88,7 +86,6 @@ class FlowPanel(QWidget):
         self.centreline_actor: vtkActor | None = None
         self._centreline_legend = ""
         self._actor_renderer: Any = None  # the vtkRenderer the actor was added to
-        self._listed: set[str] = set()  # names already offered (defaults apply to new ones only)
         self._generation = 0  # bumped by a new case or Clear: a late result of the old one is dropped
         # the vessel the reduced case was traced on: (mask, ijk_to_lps, segment names); the 3D run uses it
         self._vessel: tuple[np.ndarray, np.ndarray, list[str]] | None = None
@@ -97,7 +94,7 @@ class FlowPanel(QWidget):
         self._cancel_run: Callable[[], None] | None = None  # stops the 3D run under way
         self.overlay = Flow3DOverlay(view)
 
-        self.segment_list = QListWidget()
+        self.segment_list = NameChecklist(is_vessel_name)
         self.segment_list.setMaximumHeight(110)
         self.inlet_edit = QLineEdit()
         self.inlet_edit.setPlaceholderText("X, Y, Z (LPS mm); empty: the widest end")
@@ -177,21 +174,12 @@ class FlowPanel(QWidget):
     def set_scene(self, _scene: Any = None) -> None:
         """Another case is shown: its results and overlay go, its segments are listed."""
         self.clear()
-        self._listed = set()
+        self.segment_list.forget()
         self.refresh()
 
     def refresh(self) -> None:
         """List the case's segments (keeping the choices; new vessel-like names checked)."""
-        names = segment_names(self.context.scene)
-        checked = set(self.chosen_segments())
-        self.segment_list.clear()
-        for name in names:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = name in checked or (name not in self._listed and is_vessel_name(name))
-            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-            self.segment_list.addItem(item)
-        self._listed = set(names)
+        self.segment_list.fill(segment_names(self.context.scene))
         self._update_buttons()
 
     def close_session(self) -> None:
@@ -200,13 +188,10 @@ class FlowPanel(QWidget):
 
     # --- choices --------------------------------------------------------------------------
     def chosen_segments(self) -> list[str]:
-        items = (self.segment_list.item(i) for i in range(self.segment_list.count()))
-        return [it.text() for it in items if it.checkState() == Qt.CheckState.Checked]
+        return self.segment_list.ticked()
 
     def set_segments(self, names: list[str]) -> None:
-        for i in range(self.segment_list.count()):
-            item = self.segment_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+        self.segment_list.set_ticked(names)
 
     def inlet_lps(self) -> np.ndarray | None:
         """The typed inlet point, None when empty; FlowError when it is not three numbers."""

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,8 +21,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -39,6 +36,7 @@ from surgtwin.ui.deform_session import (
     SimFrame,
     TissueDragger,
 )
+from surgtwin.ui.name_checklist import NameChecklist
 
 BUDGETS = (500, 1000, 2000, 5000)
 DEFAULT_BUDGET = 1000
@@ -56,7 +54,6 @@ class SimulationPanel(QWidget):
         self.context = context
         self.view = view
         self.session = DeformSession(view, context, self)
-        self._listed: set[str] = set()  # names already offered as anchors (defaults apply to new ones)
         self.dragger = TissueDragger(view, self.session, self)
         self.session.started.connect(self._on_started)
         self.session.frame_shown.connect(self._on_frame)
@@ -70,7 +67,7 @@ class SimulationPanel(QWidget):
         self.youngs_kpa = _spin(0.01, 100000.0, 4.1, " kPa", 2)
         self.poisson = _spin(0.0, 0.499, 0.48, "", 3)
         self.density = _spin(1.0, 5000.0, 1060.0, " kg/m³", 0)
-        self.anchor_list = QListWidget()
+        self.anchor_list = NameChecklist(_is_default_anchor)
         self.anchor_list.setMaximumHeight(110)
         self.budget_combo = QComboBox()
         for n in BUDGETS:
@@ -183,15 +180,7 @@ class SimulationPanel(QWidget):
         if current in meshed:
             self.segment_combo.setCurrentText(current)
         self.segment_combo.blockSignals(False)
-        checked = self.anchors()
-        self.anchor_list.clear()
-        for name in names:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            default = name in checked or (name not in self._listed and _is_default_anchor(name))
-            item.setCheckState(Qt.CheckState.Checked if default else Qt.CheckState.Unchecked)
-            self.anchor_list.addItem(item)
-        self._listed = set(names)
+        self.anchor_list.fill(names)
         if self.session.mesh_id is not None and self.session.mesh_id not in scene.meshes:
             self.session.reset("the segment's mesh was removed")
         self._update_buttons()
@@ -206,13 +195,10 @@ class SimulationPanel(QWidget):
 
     # --- choices ------------------------------------------------------------------------
     def anchors(self) -> list[str]:
-        items = (self.anchor_list.item(i) for i in range(self.anchor_list.count()))
-        return [it.text() for it in items if it.checkState() == Qt.CheckState.Checked]
+        return self.anchor_list.ticked()
 
     def set_anchors(self, names: list[str]) -> None:
-        for i in range(self.anchor_list.count()):
-            item = self.anchor_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+        self.anchor_list.set_ticked(names)
 
     def chosen_material(self) -> Any:
         """The Material to use, or None for the segment's preset (may raise SimulationError)."""
