@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,22 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_dicom() -> Path:
     return SAMPLE_DICOM
+
+
+@pytest.fixture(scope="session", autouse=True)
+def main_thread_gc():
+    """Cycles are collected on the main thread only, for the whole run (as the app does on its
+    GUI thread): with CPython's automatic collector, a helper thread (a process pool's
+    manager, a simulation loop) could free another test's render window or widget."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if was_enabled:
+        gc.enable()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem) -> None:
+    from surgtwin.ui.gui_thread_gc import collect_due
+
+    collect_due()

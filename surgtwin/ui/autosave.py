@@ -41,6 +41,7 @@ from surgtwin.core.case import load_case, save_case
 from surgtwin.core.case.atomic import atomic_write, remove_stale_temps
 from surgtwin.core.scene import Scene
 from surgtwin.core.volume import Volume
+from surgtwin.ui.gui_inbox import Inbox
 from surgtwin.ui.settings import settings_dir
 from surgtwin.ui.unsaved import ChangeTracker
 
@@ -239,25 +240,20 @@ def snapshot_scene(scene: Scene) -> Scene:
     return copy_scene
 
 
-class _Signals(QObject):
-    written = Signal(int, object)  # generation, seconds
-    failed = Signal(int, object)  # generation, exception
-
-
 class _Write(QRunnable):
-    def __init__(self, work: Callable[[], Any], generation: int, signals: _Signals) -> None:
+    def __init__(self, work: Callable[[], Any], generation: int, inbox: Inbox) -> None:
         super().__init__()
         self.setAutoDelete(True)
-        self._work, self._generation, self._signals = work, generation, signals
+        self._work, self._generation, self._inbox = work, generation, inbox
 
     def run(self) -> None:
         start = time.perf_counter()
         try:
             self._work()
-        except Exception as exc:  # noqa: BLE001 - reported through a signal, never lost
-            self._signals.failed.emit(self._generation, exc)
+        except Exception as exc:  # noqa: BLE001 - reported on the GUI thread, never lost
+            self._inbox.post("failed", self._generation, exc)
         else:
-            self._signals.written.emit(self._generation, time.perf_counter() - start)
+            self._inbox.post("written", self._generation, time.perf_counter() - start)
 
 
 class Autosaver(QObject):
@@ -295,9 +291,8 @@ class Autosaver(QObject):
         self._pending: tuple[Scene, object, Path] | None = None  # the write in flight
         self.last_snapshot_ms: float | None = None  # GUI-thread time of the last snapshot
         self.last_write_s: float | None = None  # worker time of the last write
-        self._signals = _Signals(self)  # owned here: never freed by the worker thread
-        self._signals.written.connect(self._on_written)
-        self._signals.failed.connect(self._on_failed)
+        self._inbox = Inbox(written=self._on_written, failed=self._on_failed)  # see gui_inbox
+        self.destroyed.connect(self._inbox.close)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self.timer = QTimer(self)
@@ -345,7 +340,7 @@ class Autosaver(QObject):
         case_file = self.case_file
         self._in_flight = True
         self._pool.start(
-            _Write(lambda: _write_copy(snapshot, case_file, sidecar), self._generation, self._signals)
+            _Write(lambda: _write_copy(snapshot, case_file, sidecar), self._generation, self._inbox)
         )
         return True
 

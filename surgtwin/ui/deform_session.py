@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkPolyData
@@ -67,6 +67,7 @@ from surgtwin.ui.deform_tools import (
     rigid_tool_force,
     unknown_rigid_tool,
 )
+from surgtwin.ui.gui_inbox import Inbox
 from surgtwin.ui.tissue_dragger import PICK_TOLERANCE, TissueDragger
 
 __all__ = [
@@ -124,9 +125,6 @@ class DeformSession(QObject):
     started = Signal()
     frame_shown = Signal(object)
     ended = Signal(str)
-    _frame_ready = Signal()
-    _solver_failed = Signal(object)
-    _solver_note = Signal(str)
 
     def __init__(self, view: Any, context: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -156,9 +154,9 @@ class DeformSession(QObject):
         self.pin_points_mm: list[np.ndarray] = []  # where the user pinned, for drawing
         self._surface: SurfaceMesh | None = None  # rest vertices, faces, name and colour
         self.glyphs = ToolGlyphs()
-        self._frame_ready.connect(self._show_latest, Qt.ConnectionType.QueuedConnection)
-        self._solver_failed.connect(self._on_solver_failed, Qt.ConnectionType.QueuedConnection)
-        self._solver_note.connect(self._on_note, Qt.ConnectionType.QueuedConnection)
+        # the solver thread reaches the GUI only through this inbox (see gui_inbox)
+        self._inbox = Inbox(frame_ready=self._show_latest, failed=self._on_solver_failed, note=self._on_note)
+        self.destroyed.connect(self._inbox.close)
         self.notes: list[str] = []
 
     # --- state -------------------------------------------------------------------------
@@ -294,7 +292,12 @@ class DeformSession(QObject):
         self._scalar_bar.SetMaximumHeightInPixels(220)
         renderer.renderer.AddViewProp(self._scalar_bar)
         self._range_max = 0.0
-        callbacks = (self._publish, self._solver_note.emit, self._solver_failed.emit)
+        inbox = self._inbox
+        callbacks = (
+            self._publish,
+            lambda text: inbox.post("note", text),
+            lambda exc: inbox.post("failed", exc),
+        )
         self._loop = SolverLoop(built, embedding, (rest_mm, faces), callbacks, config.gravity)
         self._loop.request(colour_by=self.colour_by)
         self._loop.start()
@@ -474,7 +477,7 @@ class DeformSession(QObject):
             due = self._latest is None
             self._latest = frame
         if due:
-            self._frame_ready.emit()
+            self._inbox.post("frame_ready")
 
     def _show_latest(self) -> None:
         with self._latest_lock:

@@ -18,6 +18,16 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer
 CHECK_INTERVAL_MS = 100
 
 
+def collect_due() -> int:
+    """Collect the oldest generation whose count passed its threshold (as CPython would), on
+    the calling thread; the number of unreachable objects found."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if thresholds[generation] and counts[generation] > thresholds[generation]:
+            return gc.collect(generation)
+    return 0
+
+
 class GuiThreadCollector(QObject):
     """Collects cycles from a GUI-thread timer while installed (one per application)."""
 
@@ -31,12 +41,7 @@ class GuiThreadCollector(QObject):
         self._timer.start()
 
     def collect_due(self) -> int:
-        """Collect the oldest generation whose count passed its threshold (as CPython would)."""
-        counts, thresholds = gc.get_count(), gc.get_threshold()
-        for generation in (2, 1, 0):
-            if thresholds[generation] and counts[generation] > thresholds[generation]:
-                return gc.collect(generation)
-        return 0
+        return collect_due()
 
     def uninstall(self) -> None:
         """Give collection back to the interpreter; a later :func:`install` makes a new one."""
@@ -54,4 +59,4 @@ def install(app: QCoreApplication) -> GuiThreadCollector:
     return GuiThreadCollector(app)
 
 
-__all__ = ["GuiThreadCollector", "install"]
+__all__ = ["GuiThreadCollector", "collect_due", "install"]

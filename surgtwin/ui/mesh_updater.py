@@ -28,6 +28,7 @@ from surgtwin.core.errors import CancelledError
 from surgtwin.core.mesh.sync import LabelSnapshot, MeshSync, RebuiltMeshes, rebuild_meshes
 from surgtwin.core.progress import Progress
 from surgtwin.core.scene import Scene, SceneEvent
+from surgtwin.ui.gui_inbox import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -47,24 +48,19 @@ class _Job:
     progress: Progress = field(default_factory=Progress)
 
 
-class _Signals(QObject):
-    finished = Signal(object, object)  # job, RebuiltMeshes
-    failed = Signal(object, object)  # job, exception
-
-
 class _Rebuild(QRunnable):
-    def __init__(self, job: _Job, signals: _Signals) -> None:
+    def __init__(self, job: _Job, inbox: Inbox) -> None:
         super().__init__()
         self.setAutoDelete(True)
-        self._job, self._signals = job, signals
+        self._job, self._inbox = job, inbox
 
     def run(self) -> None:
         try:
             result = rebuild_meshes(self._job.snapshot, self._job.progress)
         except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
-            self._signals.failed.emit(self._job, exc)
+            self._inbox.post("failed", self._job, exc)
         else:
-            self._signals.finished.emit(self._job, result)
+            self._inbox.post("finished", self._job, result)
 
 
 class MeshUpdater(QObject):
@@ -101,9 +97,8 @@ class MeshUpdater(QObject):
         self._idle_callbacks: list[Callable[[], None]] = []
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._signals = _Signals(self)
-        self._signals.finished.connect(self._on_finished)
-        self._signals.failed.connect(self._on_failed)
+        self._inbox = Inbox(finished=self._on_finished, failed=self._on_failed)  # see gui_inbox
+        self.destroyed.connect(self._inbox.close)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -194,7 +189,7 @@ class MeshUpdater(QObject):
             snapshot = self._sync.snapshot(self._dirty.pop(0))
             if snapshot is not None:
                 self._running = _Job(self._sync, snapshot)
-                self._pool.start(_Rebuild(self._running, self._signals))
+                self._pool.start(_Rebuild(self._running, self._inbox))
         self._changed_state()
 
     def _on_finished(self, job: _Job, result: RebuiltMeshes) -> None:

@@ -1,9 +1,9 @@
 """Run long core work off the GUI thread, with a progress dialog that cancels it.
 
-The work gets a core :class:`Progress`; its listener (called on the worker thread) emits a
-Qt signal, which Qt queues to the GUI thread. Cancel calls ``Progress.cancel()``; the core
-then raises ``CancelledError`` at its next step. Results and errors come back on the GUI
-thread through ``done(result)`` / ``failed(exception)``.
+The work gets a core :class:`Progress`; its listener (called on the worker thread) posts to
+the task's :class:`~surgtwin.ui.gui_inbox.Inbox`, which Qt queues to the GUI thread. Cancel
+calls ``Progress.cancel()``; the core then raises ``CancelledError`` at its next step.
+Results and errors come back on the GUI thread through ``done(result)`` / ``failed(exception)``.
 """
 
 from __future__ import annotations
@@ -11,37 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from surgtwin.core.progress import Progress
-
-
-class _Signals(QObject):
-    progressed = Signal(str, int, int)
-    finished = Signal(object)
-    failed = Signal(object)
+from surgtwin.ui.gui_inbox import Inbox
 
 
 class _Runnable(QRunnable):
-    def __init__(self, work: Callable[[Progress], Any], progress: Progress, signals: _Signals) -> None:
+    """Runs the work and posts the outcome; it holds no Qt object of the GUI's (see gui_inbox)."""
+
+    def __init__(self, work: Callable[[Progress], Any], progress: Progress, inbox: Inbox) -> None:
         super().__init__()
         self.setAutoDelete(True)
-        self._work = work
+        self._work: Callable[[Progress], Any] | None = work
         self._progress = progress
-        self._signals = signals
+        self._inbox = inbox
 
     def run(self) -> None:
+        work, self._work = self._work, None  # the Task keeps its own reference, released on the GUI thread
+        assert work is not None
         try:
-            result = self._work(self._progress)
+            result = work(self._progress)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the GUI as a dialog
-            outcome, value = self._signals.failed, exc
+            del work
+            self._inbox.post("failed", exc)
         else:
-            outcome, value = self._signals.finished, result
-        try:
-            outcome.emit(value)
-        except RuntimeError:  # the window that asked for it was closed meanwhile
-            pass
+            del work
+            self._inbox.post("finished", result)
 
 
 class Task(QObject):
@@ -59,8 +56,11 @@ class Task(QObject):
         super().__init__(parent)
         self.title = title
         self.running = True
-        self.signals = _Signals(self)  # owned by the task: never freed by the worker thread
-        self.progress = Progress(lambda stage, n, total: self.signals.progressed.emit(stage, n, total))
+        self._work: Callable[[Progress], Any] | None = work  # freed here, on the GUI thread
+        self._inbox = Inbox(progressed=self._on_progress, finished=self._on_finished, failed=self._on_failed)
+        self.destroyed.connect(self._inbox.close)  # the window went: later news is dropped
+        inbox = self._inbox
+        self.progress = Progress(lambda stage, n, total: inbox.post("progressed", stage, n, total))
         self.dialog = QProgressDialog(f"{title}…", "Cancel", 0, 0, parent)
         self.dialog.setWindowTitle(title)
         self.dialog.setWindowModality(Qt.WindowModality.NonModal)
@@ -69,10 +69,7 @@ class Task(QObject):
         self.dialog.setAutoReset(False)
         self.dialog.canceled.connect(self.cancel)
         self._done, self._failed = done, failed
-        self.signals.progressed.connect(self._on_progress)
-        self.signals.finished.connect(self._on_finished)
-        self.signals.failed.connect(self._on_failed)
-        (pool or QThreadPool.globalInstance()).start(_Runnable(work, self.progress, self.signals))
+        (pool or QThreadPool.globalInstance()).start(_Runnable(work, self.progress, self._inbox))
 
     def cancel(self) -> None:
         self.progress.cancel()
@@ -88,6 +85,8 @@ class Task(QObject):
 
     def _close(self) -> None:
         self.running = False
+        self._inbox.close()
+        self._work = None
         self.dialog.canceled.disconnect(self.cancel)
         self.dialog.close()
         self.dialog.deleteLater()

@@ -43,8 +43,8 @@ def test_without_the_collector_a_worker_would_free_it(qapp) -> None:
     """The hazard the collector removes: CPython collects in the allocating thread."""
     collector = gui_thread_gc.install(qapp)
     collector.uninstall()
+    gc.enable()  # CPython's default (the test session itself runs with it off, see tests/conftest.py)
     try:
-        assert gc.isenabled()
         gc.collect()
         freed_on: list[int] = []
         _Cycle(freed_on)
@@ -54,5 +54,6 @@ def test_without_the_collector_a_worker_would_free_it(qapp) -> None:
         assert freed_on and freed_on[0] == worker.ident
     finally:
         _KEPT.clear()
+        gc.disable()
         assert gui_thread_gc.install(qapp) is not collector
         assert not gc.isenabled()

@@ -8,6 +8,7 @@ that mixes orientations, sizes, image types or acquisitions is split into parts
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import signal
 from collections import defaultdict
@@ -58,7 +59,10 @@ def _read_all(sources: list[SourceFile], progress: Progress) -> list[list[FrameH
         return results
     chunks = [sources[i : i + CHUNK_FILES] for i in range(0, len(sources), CHUNK_FILES)]
     results = []
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+    # spawned, not forked: the caller may be the app, whose Qt, VTK and OpenMP threads hold
+    # locks a forked child would inherit locked
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
         try:
             for chunk, chunk_results in zip(chunks, pool.map(_read_chunk, chunks), strict=True):
                 results.extend(chunk_results)
