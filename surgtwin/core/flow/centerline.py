@@ -33,6 +33,15 @@ class Branch:
     radius_mm: np.ndarray  # (n,) inscribed-sphere radius of the lumen at each point
     parent: int | None
     children: list[int] = field(default_factory=list)
+    area_mm2: np.ndarray | None = None  # (n,) lumen area on the plane normal to the centreline
+
+    def lumen_radius_mm(self) -> np.ndarray:
+        """Radius of the circle with the lumen's cross-section area (the inscribed-sphere
+        radius where no area was measured). Lesions are graded on this: on coarse voxels a
+        tight waist holds a sphere of at least a voxel, so the sphere misses most of it."""
+        if self.area_mm2 is None:
+            return self.radius_mm
+        return np.sqrt(np.asarray(self.area_mm2) / np.pi)
 
     def arclength_mm(self) -> np.ndarray:
         """Distance along the branch from its first point, per point."""
@@ -171,6 +180,8 @@ class _LumenGraph:
         self.voxel_mm = float(columns.min())
         # Distance from each lumen voxel centre to the nearest background voxel centre.
         self.distance = ndimage.distance_transform_edt(mask, sampling=tuple(columns[::-1]))
+        self.spacing = columns
+        self.occupancy = mask.astype(np.float32)  # interpolated for cross-section areas
         self.mean_spacing = float(columns.mean())
         self.kji = np.argwhere(mask)
         n = len(self.kji)
@@ -204,6 +215,34 @@ class _LumenGraph:
         ijk = points_lps @ inverse[:3, :3].T + inverse[:3, 3]
         ridge = ndimage.map_coordinates(self.distance, ijk[:, ::-1].T, order=1, mode="nearest")
         return np.asarray(ridge + 0.4 * self.mean_spacing, dtype=np.float64)
+
+    def cross_section_areas(self, points_lps: np.ndarray, radius_mm: np.ndarray) -> np.ndarray:
+        """Lumen area (mm²) on the plane normal to the centreline at each point: the trilinearly
+        interpolated mask at or above one half, sampled finely, the piece around the point only
+        (a neighbouring branch cut by the same plane is not counted)."""
+        inverse = np.linalg.inv(self.affine)
+        tangents = np.gradient(points_lps, axis=0) if len(points_lps) > 1 else np.array([[0.0, 0.0, 1.0]])
+        tangents /= np.maximum(np.linalg.norm(tangents, axis=1, keepdims=True), 1e-12)
+        areas = np.zeros(len(points_lps))
+        for n, (point, tangent, radius) in enumerate(zip(points_lps, tangents, radius_mm, strict=True)):
+            step = max(0.25 * float(self.spacing.min()), 0.05 * float(radius))
+            half = int(np.ceil((2.0 * radius + 2.0 * float(self.spacing.max())) / step))
+            u_axis, v_axis = plane_axes(tangent)
+            offsets = np.arange(-half, half + 1) * step
+            u, v = np.meshgrid(offsets, offsets, indexing="ij")
+            samples = point + u[..., None] * u_axis + v[..., None] * v_axis
+            ijk = samples.reshape(-1, 3) @ inverse[:3, :3].T + inverse[:3, 3]
+            values = ndimage.map_coordinates(self.occupancy, ijk[:, ::-1].T, order=1, mode="constant")
+            inside = values.reshape(u.shape) >= 0.5
+            pieces, _ = ndimage.label(inside)
+            piece = pieces[half, half]
+            if piece == 0:  # the point fell just outside a thin waist: take the nearest piece
+                nearest = np.where(inside, np.hypot(u, v), np.inf)
+                if not np.isfinite(nearest.min()):
+                    continue
+                piece = pieces[np.unravel_index(int(np.argmin(nearest)), nearest.shape)]
+            areas[n] = float((pieces == piece).sum()) * step * step
+        return areas
 
     def _geodesic(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dist, _, source = dijkstra(
@@ -275,7 +314,9 @@ class _LumenGraph:
         branches = []
         for nodes, parent in zip(branches_nodes, parents, strict=True):
             points = _smoothed(self.lps[nodes])
-            branches.append(Branch(points, _smoothed_radius(self.radius_at(points)), parent=parent))
+            radius = _smoothed_radius(self.radius_at(points))
+            areas = self.cross_section_areas(points, radius)
+            branches.append(Branch(points, radius, parent=parent, area_mm2=areas))
         for index, branch in enumerate(branches):
             if branch.parent is not None:
                 branches[branch.parent].children.append(index)
@@ -290,6 +331,14 @@ class _LumenGraph:
             voxel_size_mm=self.voxel_mm,
             notes=notes,
         )
+
+
+def plane_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors spanning the plane normal to ``normal`` (a unit vector)."""
+    helper = np.eye(3)[int(np.argmin(np.abs(normal)))]
+    first = np.cross(normal, helper)
+    first /= np.linalg.norm(first)
+    return first, np.cross(normal, first)
 
 
 def _half_neighbourhood() -> list[np.ndarray]:
@@ -406,7 +455,10 @@ def _deviations(branch: Branch, *, narrow: bool) -> list[_Deviation]:
     """Runs of points narrower (wider) than the branch's local median radius."""
     along = branch.arclength_mm()
     usable = _outside_junctions(branch)
-    radius, along, points_index = branch.radius_mm[usable], along[usable], np.nonzero(usable)[0]
+    # narrowings graded by area (see Branch.lumen_radius_mm); widenings by the inscribed sphere,
+    # which a wide lumen holds well and which a plane cutting a neighbouring branch cannot inflate
+    radius = branch.lumen_radius_mm() if narrow else branch.radius_mm
+    radius, along, points_index = radius[usable], along[usable], np.nonzero(usable)[0]
     if len(radius) < 5:
         return []
     typical = float(np.median(radius))

@@ -43,6 +43,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from surgtwin.core.flow.centerline import plane_axes
 from surgtwin.core.flow.errors import FlowError
 
 StopReason = Literal["left_fluid", "left_grid", "stagnated", "max_length"]
@@ -393,11 +394,7 @@ def inlet_seeds(
         raise FlowError("the inlet normal must not be zero")
     if int(count) != count or count < 1:
         raise FlowError(f"the seed count must be a positive whole number, not {count}")
-    normal = normal / np.linalg.norm(normal)
-    helper = np.eye(3)[int(np.argmin(np.abs(normal)))]
-    e1 = np.cross(normal, helper)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(normal, e1)
+    e1, e2 = plane_axes(normal / np.linalg.norm(normal))
     k = np.arange(int(count))
     r = radius * np.sqrt((k + 0.5) / count)
     angle = k * GOLDEN_ANGLE
