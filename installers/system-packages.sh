@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # System packages surgtwin needs on Debian 12: Xvfb and the xcb/GL libraries that
-# Qt and VTK load (for the desktop app and its tests). Installs only what is missing.
+# Qt and VTK load (for the desktop app and its tests), and GNU OpenMP, numba's thread-safe
+# threading layer for the simulation kernels. Installs only what is missing.
 set -euo pipefail
 
 PACKAGES=(
-  xvfb xauth
+  xvfb xauth libgomp1
   libgl1 libegl1 libglu1-mesa libxrender1 libxt6 libx11-xcb1
   libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 libfontconfig1
   libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-cursor0

@@ -248,6 +248,7 @@ def test_decimation_continues_when_the_simplifier_stops_short(monkeypatch: pytes
     def halfway(points, triangles, target_count, agg):  # removes at most half per call
         return real(points, triangles, target_count=max(target_count, len(triangles) // 2), agg=agg)
 
+    monkeypatch.setattr("surgtwin.core.mesh.decimate._helper", None)  # in this process (the app starts one)
     monkeypatch.setattr("surgtwin.core.mesh.decimate.fast_simplification.simplify", halfway)
     center = np.zeros(3)
     shape, affine = centred_grid(center, 50, (1.0, 1.0, 1.0))
@@ -264,6 +265,7 @@ def test_decimation_continues_when_the_simplifier_stops_short(monkeypatch: pytes
 def test_a_missed_budget_is_recorded_and_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr("surgtwin.core.mesh.decimate._helper", None)  # in this process (the app starts one)
     monkeypatch.setattr(
         "surgtwin.core.mesh.decimate.fast_simplification.simplify",
         lambda points, triangles, target_count, agg: (points, triangles),  # never simplifies

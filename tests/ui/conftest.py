@@ -28,6 +28,16 @@ def gui_thread_gc(qapp):
 
 
 @pytest.fixture(autouse=True)
+def background_work_ends_with_its_test(qapp):
+    """Work a test started (or cancelled) on the shared thread pool finishes before the next
+    test begins, so no numba or VTK work of one test runs under another's windows."""
+    from PySide6.QtCore import QThreadPool
+
+    yield
+    assert QThreadPool.globalInstance().waitForDone(60_000), "background work still running after a minute"
+
+
+@pytest.fixture(autouse=True)
 def private_settings(tmp_path, monkeypatch):
     """Never read or write the real user's settings and recovery copies."""
     monkeypatch.setenv("SURGTWIN_SETTINGS_DIR", str(tmp_path / "settings"))

@@ -8,7 +8,6 @@ therefore the *same* face, with the same vertices, in both segments' surfaces.
 from __future__ import annotations
 
 import logging
-import os
 from functools import cache
 
 import numpy as np
@@ -22,16 +21,13 @@ log = logging.getLogger(__name__)
 
 @cache
 def use_threads() -> str:
-    """Run VTK's SMP filters on all cores (the wheels default to the sequential backend).
-
-    The backend is process-wide state in VTK, so it is set once, on first use, and the
-    environment variable is kept in step for any VTK code that reads it later.
-    """
-    os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
-    tools = vtkSMPTools()
-    if not tools.SetBackend("STDThread"):
-        log.info("VTK has no STDThread SMP backend; meshing runs on one core")
-    return str(tools.GetBackend())
+    """The SMP backend VTK's filters run on: STDThread (all cores), chosen once for the process
+    by ``VTK_SMP_BACKEND_IN_USE`` in surgtwin/__init__.py. Never switched here: this runs on
+    worker threads, and switching the backend under another thread's SMP work corrupts it."""
+    backend = str(vtkSMPTools().GetBackend())
+    if backend != "STDThread":
+        log.info("VTK's SMP backend is %s; meshing may run on one core", backend)
+    return backend
 
 
 def set_sequential(sequential: bool) -> str:
