@@ -178,10 +178,15 @@ def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: n
     return result
 
 
+def _unsteady(three_d: dict[str, Any]) -> str:
+    averaged = three_d.get("averaged_over_steps", 0)
+    return f"NOT steady yet: mean of the last {averaged} steps" if averaged else "NOT steady yet"
+
+
 def _print_3d(three_d: dict[str, Any]) -> None:
     print(
         f"  3D: {three_d['cells']:,} cells of {three_d['cell_size_mm']} mm, {three_d['steps']} steps "
-        f"({'steady' if three_d['converged'] else 'NOT steady yet'}), {three_d['mlups']} MLUPS, "
+        f"({'steady' if three_d['converged'] else _unsteady(three_d)}), {three_d['mlups']} MLUPS, "
         f"max velocity {three_d['max_velocity_m_s']:.2f} m/s, "
         f"mass imbalance {three_d['mass_imbalance_percent']} %"
     )

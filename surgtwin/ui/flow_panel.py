@@ -369,7 +369,7 @@ class FlowPanel(QWidget):
         self.state_label.setText(
             self._summary()
             + f"; 3D: {info['cells']:,} cells, {info['steps']:,} steps"
-            + ("" if info["converged"] else " (not converged)")
+            + ("" if info["converged"] else f" (not converged: {_averaged(info)})")
             + f" ({info['seconds']:.1f} s)"
             + "".join(f"; {note}" for note in result.notes)
         )
@@ -391,7 +391,8 @@ class FlowPanel(QWidget):
                 "",
                 "",
                 f"{info['cells']:,} cells of {info['cell_size_mm']:.2f} mm, {info['steps']:,} steps, "
-                f"{info['mlups']:.2f} MLUPS, " + ("converged" if info["converged"] else "not converged"),
+                f"{info['mlups']:.2f} MLUPS, "
+                + ("converged" if info["converged"] else f"not converged: {_averaged(info)}"),
             ),
             (
                 "3D velocity",
@@ -629,6 +630,11 @@ def _count(n: int, one: str, many: str) -> str:
 
 def _lps(position: list[float]) -> str:
     return "({:.1f}, {:.1f}, {:.1f}) mm".format(*position)
+
+
+def _averaged(info: dict) -> str:
+    steps = info.get("averaged_over_steps", 0)
+    return f"readings are the mean of the last {steps:,} steps" if steps else "readings of the last step"
 
 
 def _cell(text: str) -> QTableWidgetItem:

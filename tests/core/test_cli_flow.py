@@ -88,11 +88,11 @@ def test_the_3d_tier_on_the_sample_tree(truth_case: Path) -> None:
     data = json.loads(
         run(
             "simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "60", "--model", "3d",
-            "--cell-size", "2", "--max-steps", "5000", "--json",
+            "--cell-size", "1.8", "--max-steps", "8000", "--json",
         ).stdout
     )  # fmt: skip
     three_d = data["three_d"]
-    assert three_d["cells"] > 10_000 and three_d["steps"] == 5000 and three_d["mlups"] > 0
+    assert three_d["cells"] > 10_000 and three_d["steps"] == 8000 and three_d["mlups"] > 0
     inlet, *outlets = three_d["ends"]
     assert len(outlets) == 2 and inlet["flow_ml_s"] == pytest.approx(60.0, rel=0.05)
     assert sum(o["flow_ml_s"] for o in outlets) == pytest.approx(inlet["flow_ml_s"], rel=0.05)

@@ -11,8 +11,8 @@ from surgtwin.core.segmentation.commands import SetSegmentProperties
 from tests.cli_run import build_truth_case
 
 LONG_MS = 120_000
-SAMPLE_3D_CELL_MM = 2.0
-SAMPLE_3D_STEPS = 5_000
+SAMPLE_3D_CELL_MM = 1.8  # the narrowest lumen (the stenosis, 2.3 mm radius) needs 2.5 cells across
+SAMPLE_3D_STEPS = 8_000
 
 
 @pytest.fixture(scope="module")

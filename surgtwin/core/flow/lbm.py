@@ -98,6 +98,7 @@ class LbmResult:
     converged: bool  # reached the steady tolerance (always True when a fixed step count was asked)
     fluid_cells: int
     setup: LbmSetup
+    averaged_steps: int = 0  # fields are the mean over this many final steps (0: the last step's)
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,10 @@ class LbmSolver:
         """Density and velocity (lattice units) of the fluid cells (``all_fluid`` order)."""
         return k.macroscopic(self.f, self.all_fluid, self.cx, self.cy, self.cz)
 
-    def result(self, steps: int, seconds: float, converged: bool) -> LbmResult:
-        rho, u = self.lattice_fields()
+    def result(
+        self, steps: int, seconds: float, converged: bool, mean: _RunningMean | None = None
+    ) -> LbmResult:
+        rho, u = self.lattice_fields() if mean is None or mean.count == 0 else mean.fields()
         padded = tuple(np.array(self.kind.shape))
         velocity = np.zeros(padded + (3,), dtype=np.float32)
         pressure = np.full(padded, np.nan, dtype=np.float32)
@@ -237,9 +240,32 @@ class LbmSolver:
         pressure[idx] = (rho - 1.0) / 3.0 * self.setup.pressure_scale
         inner = (slice(1, -1),) * 3
         mlups = self.fluid_cells * steps / seconds / 1e6 if seconds > 0 else 0.0
+        averaged = 0 if mean is None or mean.count == 0 else mean.steps
         return LbmResult(
-            velocity[inner], pressure[inner], steps, mlups, converged, self.fluid_cells, self.setup
+            velocity[inner], pressure[inner], steps, mlups, converged, self.fluid_cells, self.setup, averaged
         )
+
+
+class _RunningMean:
+    """Mean density and velocity over the samples added (one per check of a run)."""
+
+    def __init__(self) -> None:
+        self.count, self.steps = 0, 0
+        self._rho: np.ndarray | None = None
+        self._u: np.ndarray | None = None
+
+    def add(self, rho: np.ndarray, u: np.ndarray, steps: int) -> None:
+        if self._rho is None or self._u is None:
+            self._rho, self._u = rho.astype(np.float64), u.astype(np.float64)
+        else:
+            self._rho += rho
+            self._u += u
+        self.count += 1
+        self.steps += steps
+
+    def fields(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self._rho is not None and self._u is not None
+        return self._rho / self.count, self._u / self.count
 
 
 def run(
@@ -255,6 +281,7 @@ def run(
     max_steps: int = 200_000,
     ramp_steps: int = 0,
     control: Callable[[LbmSolver], None] | None = None,
+    average_last: float = 0.0,
     progress: Progress | None = None,
 ) -> LbmResult:
     """Run the flow in the fluid ``mask``: between ``boundaries``, or by default with the inlet at
@@ -267,11 +294,18 @@ def run(
     impulsive start sends pressure waves that a low-viscosity lattice damps slowly).
     ``control(solver)`` runs after every chunk; it may change ``solver.velocity_gain`` (a factor
     per boundary cell on the prescribed velocity), e.g. to hold a measured flow rate.
+    ``average_last`` (0..1): a run that ends unsteady at ``max_steps`` returns the fields
+    averaged over that final fraction of it (sampled every ``check_every`` steps), the usual
+    reading of an unsteady jet; a run that settles returns its last step's fields.
     Raises FlowError if the flow blows up (NaN), naming what to change.
     """
     progress = ensure_progress(progress)
+    if not 0.0 <= average_last < 1.0:
+        raise FlowError(f"the averaged fraction of a run must be in [0, 1), not {average_last}")
     solver = LbmSolver(mask, setup, axis, inlet_profile, boundaries=boundaries)
     total = steps if steps is not None else max_steps
+    average_from = total - int(average_last * total) if average_last > 0 else total + 1
+    mean = _RunningMean()
     progress.start("3D flow", total)
     done, seconds, converged = 0, 0.0, steps is not None
     previous = solver.lattice_fields()[1]
@@ -285,7 +319,9 @@ def run(
         seconds += time.perf_counter() - start
         done += n
         progress.advance(n)
-        current = solver.lattice_fields()[1]
+        rho, current = solver.lattice_fields()
+        if done > average_from:
+            mean.add(rho, current, n)
         if control is not None:
             control(solver)
         if not np.isfinite(current).all():
@@ -299,4 +335,4 @@ def run(
             if change < tolerance:
                 converged = True
                 break
-    return solver.result(done, seconds, converged)
+    return solver.result(done, seconds, converged, None if converged else mean)
