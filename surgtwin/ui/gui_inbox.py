@@ -10,13 +10,17 @@ relay calls the handler on the GUI thread only while the inbox is open.
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
-_handlers: dict[int, dict[str, Callable[..., None]]] = {}  # open inboxes (GUI thread only)
+# Open inboxes (GUI thread only). A handler that is a method is held weakly: an inbox never
+# keeps its owner alive (an owner without a Qt parent must still be freed when dropped).
+_handlers: dict[int, dict[str, Callable[[], Callable[..., None] | None]]] = {}
 _keys = itertools.count(1)
 
 
@@ -30,8 +34,9 @@ class _Relay(QObject):
     @Slot(int, str, object)
     def _deliver(self, key: int, name: str, args: tuple[Any, ...]) -> None:
         handlers = _handlers.get(key)
-        if handlers is not None:  # else closed: its owner is gone or no longer wants the news
-            handlers[name](*args)
+        handler = handlers[name]() if handlers is not None else None
+        if handler is not None:  # else closed, or its owner is gone: the news is dropped
+            handler(*args)
 
 
 _relay: tuple[QCoreApplication, _Relay] | None = None
@@ -57,7 +62,7 @@ class Inbox:
     def __init__(self, **handlers: Callable[..., None]) -> None:
         self._relay = _ensure_relay()
         self._key = next(_keys)
-        _handlers[self._key] = handlers
+        _handlers[self._key] = {name: _reference(handler) for name, handler in handlers.items()}
 
     def post(self, name: str, *args: Any) -> None:
         """Any thread: call handler ``name`` with ``args`` on the GUI thread, soon."""
@@ -69,6 +74,12 @@ class Inbox:
     @property
     def open(self) -> bool:
         return self._key in _handlers
+
+
+def _reference(handler: Callable[..., None]) -> Callable[[], Callable[..., None] | None]:
+    if inspect.ismethod(handler):
+        return weakref.WeakMethod(handler)
+    return lambda: handler
 
 
 __all__ = ["Inbox"]

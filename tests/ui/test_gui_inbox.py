@@ -3,7 +3,9 @@ their news instead of touching freed Qt objects."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 from PySide6.QtWidgets import QWidget
@@ -77,3 +79,25 @@ def test_a_task_whose_window_is_deleted_mid_run_ends_quietly(qtbot, outcome) -> 
     results: list[object] = []
     Task(other, "Next", lambda _p: 42, results.append, results.append)
     qtbot.waitUntil(lambda: results == [42], timeout=5_000)
+
+
+def test_an_inbox_does_not_keep_its_owner_alive(qtbot) -> None:
+    class Owner:
+        def __init__(self, calls: list[str]) -> None:
+            self.calls = calls
+            self.inbox = Inbox(news=self.news)
+
+        def news(self, text: str) -> None:
+            self.calls.append(text)
+
+    calls: list[str] = []
+    owner = Owner(calls)
+    owner.inbox.post("news", "kept")
+    qtbot.waitUntil(lambda: calls == ["kept"], timeout=5_000)
+    inbox, gone = owner.inbox, weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None  # freed although its inbox was never closed
+    inbox.post("news", "late")
+    qtbot.wait(50)
+    assert calls == ["kept"]
