@@ -193,7 +193,9 @@ def _print_3d(three_d: dict[str, Any]) -> None:
     for row in three_d["ends"][1:]:
         print(f"  3D {row['end']}: {row['flow_ml_s']:.2f} mL/s, drop {row['pressure_drop_mmhg']:.2f} mmHg")
     for row in three_d["stenoses"]:
-        print(f"  3D stenosis at {row['position_lps_mm']}: {row['pressure_drop_mmhg']:.2f} mmHg")
+        across = row["throat_cells_across"]
+        caveat = "" if row["resolved"] else f" (NOT a reading: throat {across} cells across, need 8)"
+        print(f"  3D stenosis at {row['position_lps_mm']}: {row['pressure_drop_mmhg']:.2f} mmHg{caveat}")
     wss = three_d["wall_shear_stress"]
     print(f"  wall shear stress: mean {wss['mean_pa']:.2f} Pa, 95th percentile {wss['p95_pa']:.2f} Pa")
 

@@ -49,7 +49,7 @@ from surgtwin.core.flow.case import (
     stenosis_rows,
     vessel_mask,
 )
-from surgtwin.core.flow.case3d import DEFAULT_MAX_CELLS
+from surgtwin.core.flow.case3d import DEFAULT_MAX_CELLS, unresolved_note
 from surgtwin.core.flow.errors import FlowError
 from surgtwin.core.flow.reduced import BLOOD_DENSITY_KG_M3, BLOOD_VISCOSITY_PA_S, PA_PER_MMHG
 from surgtwin.ui.flow3d_overlay import (
@@ -431,7 +431,8 @@ class FlowPanel(QWidget):
                     f"{drop_pa / PA_PER_MMHG:.2f}",
                     f"3D {drop_pa / PA_PER_MMHG:.2f} mmHg against Young–Tsai "
                     f"{young_tsai_pa / PA_PER_MMHG:.2f} mmHg "
-                    f"({100.0 * stenosis.area_reduction:.0f} % area)",
+                    f"({100.0 * stenosis.area_reduction:.0f} % area)"
+                    + (f"; {note}" if (note := unresolved_note(stenosis, result.flow.grid.cell_mm)) else ""),
                 )
             )
         self._remove_3d_rows()

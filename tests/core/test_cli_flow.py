@@ -100,4 +100,8 @@ def test_the_3d_tier_on_the_sample_tree(truth_case: Path) -> None:
     (stenosis,) = three_d["stenoses"]
     assert stenosis["position_lps_mm"] == data["stenoses"][0]["position_lps_mm"]
     assert stenosis["pressure_drop_pa"] > 0
+    # the 81 % throat (2.3 mm radius by area) is 2.5 cells across 1.8 mm cells: no reading, and said so
+    throat_mm = 2.0 * data["stenoses"][0]["min_radius_mm"]
+    assert stenosis["throat_cells_across"] == pytest.approx(throat_mm / 1.8, abs=0.06)
+    assert stenosis["resolved"] is False
     assert 0 < three_d["wall_shear_stress"]["mean_pa"] < three_d["wall_shear_stress"]["max_pa"]
