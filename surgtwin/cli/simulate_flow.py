@@ -184,6 +184,8 @@ def _unsteady(three_d: dict[str, Any]) -> str:
 
 
 def _print_3d(three_d: dict[str, Any]) -> None:
+    from surgtwin.core.flow.case3d import RESOLVED_THROAT_CELLS  # loaded by the run already
+
     print(
         f"  3D: {three_d['cells']:,} cells of {three_d['cell_size_mm']} mm, {three_d['steps']} steps "
         f"({'steady' if three_d['converged'] else _unsteady(three_d)}), {three_d['mlups']} MLUPS, "
@@ -194,7 +196,8 @@ def _print_3d(three_d: dict[str, Any]) -> None:
         print(f"  3D {row['end']}: {row['flow_ml_s']:.2f} mL/s, drop {row['pressure_drop_mmhg']:.2f} mmHg")
     for row in three_d["stenoses"]:
         across = row["throat_cells_across"]
-        caveat = "" if row["resolved"] else f" (NOT a reading: throat {across} cells across, need 8)"
+        need = RESOLVED_THROAT_CELLS
+        caveat = "" if row["resolved"] else f" (NOT a reading: throat {across} cells across, need {need:.0f})"
         print(f"  3D stenosis at {row['position_lps_mm']}: {row['pressure_drop_mmhg']:.2f} mmHg{caveat}")
     wss = three_d["wall_shear_stress"]
     print(f"  wall shear stress: mean {wss['mean_pa']:.2f} Pa, 95th percentile {wss['p95_pa']:.2f} Pa")

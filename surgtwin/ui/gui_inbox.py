@@ -34,7 +34,8 @@ class _Relay(QObject):
     @Slot(int, str, object)
     def _deliver(self, key: int, name: str, args: tuple[Any, ...]) -> None:
         handlers = _handlers.get(key)
-        handler = handlers[name]() if handlers is not None else None
+        reference = handlers.get(name) if handlers is not None else None
+        handler = reference() if reference is not None else None
         if handler is not None:  # else closed, or its owner is gone: the news is dropped
             handler(*args)
 
@@ -63,6 +64,8 @@ class Inbox:
         self._relay = _ensure_relay()
         self._key = next(_keys)
         _handlers[self._key] = {name: _reference(handler) for name, handler in handlers.items()}
+        for owner in {id(h.__self__): h.__self__ for h in handlers.values() if inspect.ismethod(h)}.values():
+            weakref.finalize(owner, _handlers.pop, self._key, None)  # its owner freed: the entry goes
 
     def post(self, name: str, *args: Any) -> None:
         """Any thread: call handler ``name`` with ``args`` on the GUI thread, soon."""

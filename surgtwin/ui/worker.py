@@ -29,7 +29,8 @@ class _Runnable(QRunnable):
         self._inbox = inbox
 
     def run(self) -> None:
-        work, self._work = self._work, None  # the Task keeps its own reference, released on the GUI thread
+        # the Task holds the work too and frees it on the GUI thread (unless the Task went first)
+        work, self._work = self._work, None
         assert work is not None
         try:
             result = work(self._progress)

@@ -8,6 +8,7 @@ import threading
 import weakref
 
 import pytest
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QWidget
 
 from surgtwin.ui.gui_inbox import Inbox
@@ -71,7 +72,8 @@ def test_a_task_whose_window_is_deleted_mid_run_ends_quietly(qtbot, outcome) -> 
     window.deleteLater()
     qtbot.waitUntil(lambda: not inbox.open, timeout=5_000)  # the task went with its window
     release.set()
-    qtbot.wait(200)
+    assert QThreadPool.globalInstance().waitForDone(5_000)  # the worker has finished and posted
+    qtbot.wait(50)
     assert done == []
 
     other = QWidget()

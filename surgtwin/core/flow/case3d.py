@@ -417,13 +417,13 @@ def stenosis_rows_3d(flow: Flow3D, case: FlowCase) -> list[dict[str, Any]]:
         stenosis = piece.stenosis
         if stenosis is None or id(stenosis) not in drops:
             continue
-        across = throat_cells_across(stenosis, flow.grid.cell_mm)
+        across = round(throat_cells_across(stenosis, flow.grid.cell_mm), 1)  # as shown, as judged
         rows.append(
             {
                 "position_lps_mm": np.asarray(stenosis.position_lps).round(2).tolist(),
                 "pressure_drop_pa": drops[id(stenosis)],
                 "pressure_drop_mmhg": drops[id(stenosis)] / PA_PER_MMHG,
-                "throat_cells_across": round(across, 1),
+                "throat_cells_across": across,
                 "resolved": across >= RESOLVED_THROAT_CELLS,
             }
         )

@@ -226,23 +226,39 @@ class _LumenGraph:
         areas = np.zeros(len(points_lps))
         for n, (point, tangent, radius) in enumerate(zip(points_lps, tangents, radius_mm, strict=True)):
             step = max(0.25 * float(self.spacing.min()), 0.05 * float(radius))
-            half = int(np.ceil((2.0 * radius + 2.0 * float(self.spacing.max())) / step))
-            u_axis, v_axis = plane_axes(tangent)
-            offsets = np.arange(-half, half + 1) * step
-            u, v = np.meshgrid(offsets, offsets, indexing="ij")
-            samples = point + u[..., None] * u_axis + v[..., None] * v_axis
-            ijk = samples.reshape(-1, 3) @ inverse[:3, :3].T + inverse[:3, 3]
-            values = ndimage.map_coordinates(self.occupancy, ijk[:, ::-1].T, order=1, mode="constant")
-            inside = values.reshape(u.shape) >= 0.5
-            pieces, _ = ndimage.label(inside)
-            piece = pieces[half, half]
-            if piece == 0:  # the point fell just outside a thin waist: take the nearest piece
-                nearest = np.where(inside, np.hypot(u, v), np.inf)
-                if not np.isfinite(nearest.min()):
-                    continue
-                piece = pieces[np.unravel_index(int(np.argmin(nearest)), nearest.shape)]
-            areas[n] = float((pieces == piece).sum()) * step * step
+            reach = 2.0 * float(radius) + 2.0 * float(self.spacing.max())
+            for _ in range(2):  # a long thin lumen (a crescent) reaching the window's edge: widen once
+                area, clipped = self._plane_area(point, tangent, inverse, step, reach)
+                if not clipped:
+                    break
+                reach *= 2.0
+            # nothing found (a point just outside a hairline lumen): the inscribed circle stands in
+            areas[n] = area if area > 0 else np.pi * float(radius) ** 2
         return areas
+
+    def _plane_area(
+        self, point: np.ndarray, tangent: np.ndarray, inverse: np.ndarray, step: float, reach: float
+    ) -> tuple[float, bool]:
+        """Area of the lumen piece around ``point`` on its normal plane, and whether that piece
+        touches the edge of the sampled window (then the window was too small)."""
+        half = int(np.ceil(reach / step))
+        u_axis, v_axis = plane_axes(tangent)
+        offsets = np.arange(-half, half + 1) * step
+        u, v = np.meshgrid(offsets, offsets, indexing="ij")
+        samples = point + u[..., None] * u_axis + v[..., None] * v_axis
+        ijk = samples.reshape(-1, 3) @ inverse[:3, :3].T + inverse[:3, 3]
+        values = ndimage.map_coordinates(self.occupancy, ijk[:, ::-1].T, order=1, mode="constant")
+        inside = values.reshape(u.shape) >= 0.5
+        pieces, _ = ndimage.label(inside)
+        piece = pieces[half, half]
+        if piece == 0:  # the point fell just outside a thin waist: take the nearest piece
+            nearest = np.where(inside, np.hypot(u, v), np.inf)
+            if not np.isfinite(nearest.min()):
+                return 0.0, False
+            piece = pieces[np.unravel_index(int(np.argmin(nearest)), nearest.shape)]
+        mine = pieces == piece
+        clipped = bool(mine[0].any() or mine[-1].any() or mine[:, 0].any() or mine[:, -1].any())
+        return float(mine.sum()) * step * step, clipped
 
     def _geodesic(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dist, _, source = dijkstra(

@@ -304,7 +304,8 @@ def run(
         raise FlowError(f"the averaged fraction of a run must be in [0, 1), not {average_last}")
     solver = LbmSolver(mask, setup, axis, inlet_profile, boundaries=boundaries)
     total = steps if steps is not None else max_steps
-    average_from = total - int(average_last * total) if average_last > 0 else total + 1
+    # a fixed step count is read at its last step: nothing to average
+    average_from = total - int(average_last * total) if average_last > 0 and steps is None else total + 1
     mean = _RunningMean()
     progress.start("3D flow", total)
     done, seconds, converged = 0, 0.0, steps is not None
