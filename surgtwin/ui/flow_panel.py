@@ -20,7 +20,6 @@ import numpy as np
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -65,6 +63,7 @@ from surgtwin.ui.flow3d_overlay import (
 )
 from surgtwin.ui.name_checklist import NameChecklist
 from surgtwin.ui.pressure_plot import PlotCurve, PressurePlot
+from surgtwin.ui.spin_boxes import count_box, number_box
 
 TITLE = "Blood flow"
 TITLE_3D = "3D blood flow"
@@ -98,10 +97,10 @@ class FlowPanel(QWidget):
         self.segment_list.setMaximumHeight(110)
         self.inlet_edit = QLineEdit()
         self.inlet_edit.setPlaceholderText("X, Y, Z (LPS mm); empty: the widest end")
-        self.inflow = _spin(0.0, 5000.0, 0.0, " mL/s", 1)
+        self.inflow = number_box(0.0, 5000.0, 0.0, " mL/s", 1)
         self.inflow.setSpecialValueText("default (0.2 m/s mean)")  # 0 = the default rule
-        self.viscosity_mpa_s = _spin(0.1, 100.0, BLOOD_VISCOSITY_PA_S * 1000.0, " mPa·s", 2)
-        self.density = _spin(100.0, 5000.0, BLOOD_DENSITY_KG_M3, " kg/m³", 0)
+        self.viscosity_mpa_s = number_box(0.1, 100.0, BLOOD_VISCOSITY_PA_S * 1000.0, " mPa·s", 2)
+        self.density = number_box(100.0, 5000.0, BLOOD_DENSITY_KG_M3, " kg/m³", 0)
 
         self.compute_button = QPushButton("Compute")
         self.compute_button.clicked.connect(self.compute)
@@ -111,11 +110,11 @@ class FlowPanel(QWidget):
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.clear)
 
-        self.cell_mm = _spin(0.0, 10.0, 0.0, " mm", 2)
+        self.cell_mm = number_box(0.0, 10.0, 0.0, " mm", 2)
         self.cell_mm.setSingleStep(0.1)
         self.cell_mm.setSpecialValueText("auto")  # 0 = the core's choice within the cell budget
-        self.max_cells = _int_spin(1_000, 50_000_000, DEFAULT_MAX_CELLS, 10_000)
-        self.max_steps = _int_spin(100, 10_000_000, DEFAULT_MAX_STEPS, 1_000)
+        self.max_cells = count_box(1_000, 50_000_000, DEFAULT_MAX_CELLS, 10_000)
+        self.max_steps = count_box(100, 10_000_000, DEFAULT_MAX_STEPS, 1_000)
         self.run3d_button = QPushButton("Run 3D")
         self.run3d_button.setToolTip(
             "Lattice-Boltzmann flow in the vessel, in the background (seconds to minutes)"
@@ -640,21 +639,3 @@ def _averaged(info: dict) -> str:
 
 def _cell(text: str) -> QTableWidgetItem:
     return QTableWidgetItem(text)
-
-
-def _int_spin(low: int, high: int, value: int, step: int) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setValue(value)
-    spin.setSingleStep(step)
-    spin.setGroupSeparatorShown(True)
-    return spin
-
-
-def _spin(low: float, high: float, value: float, suffix: str, decimals: int) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(low, high)
-    spin.setDecimals(decimals)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    return spin

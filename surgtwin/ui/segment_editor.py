@@ -17,7 +17,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -48,6 +47,7 @@ from surgtwin.core.segmentation.tools import (
     threshold,
 )
 from surgtwin.core.volume import Volume
+from surgtwin.ui.spin_boxes import number_box
 from surgtwin.ui.view_tools import Preview, ToolContext
 
 Key = tuple[str, int]  # (segmentation id, label)
@@ -97,16 +97,6 @@ def masked_edit(
             editable |= seg.labels == other
         mask = mask & editable
     return apply_mask(seg, label, mask, mode, tool=tool, parameters=parameters)  # type: ignore[arg-type]
-
-
-def _spin(minimum: float, maximum: float, value: float, suffix: str, decimals: int = 1) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(minimum, maximum)
-    spin.setDecimals(decimals)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    spin.setKeyboardTracking(False)  # one update per finished number, not per typed digit
-    return spin
 
 
 class SegmentEditor(QWidget):
@@ -164,8 +154,8 @@ class SegmentEditor(QWidget):
                 self.preset_combo.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole
             )
         bone = CT_PRESETS["bone"]
-        self.lower_spin = _spin(-1e6, 1e6, bone.lower_hu, " HU")
-        self.upper_spin = _spin(-1e6, 1e6, bone.upper_hu, " HU")
+        self.lower_spin = number_box(-1e6, 1e6, bone.lower_hu, " HU", keyboard_tracking=False)
+        self.upper_spin = number_box(-1e6, 1e6, bone.upper_hu, " HU", keyboard_tracking=False)
         self.preset_combo.setCurrentIndex(self.preset_combo.findData("bone"))
         self.within_combo = QComboBox()
         self.mode_combo = QComboBox()
@@ -195,7 +185,7 @@ class SegmentEditor(QWidget):
         return page
 
     def _islands_page(self) -> QWidget:
-        self.island_size_spin = _spin(0.0, 1e9, 100.0, " mm³")
+        self.island_size_spin = number_box(0.0, 1e9, 100.0, " mm³", keyboard_tracking=False)
         self.keep_largest_button = self._button(
             "Keep largest", "Keep only the segment's largest connected piece", self.keep_largest
         )
@@ -220,7 +210,7 @@ class SegmentEditor(QWidget):
         self.smooth_method_combo = QComboBox()
         self.smooth_method_combo.addItem("Gaussian (sigma)", "gaussian")
         self.smooth_method_combo.addItem("Median (radius)", "median")
-        self.smooth_size_spin = _spin(0.1, 50.0, 1.0, " mm", 2)
+        self.smooth_size_spin = number_box(0.1, 50.0, 1.0, " mm", 2, keyboard_tracking=False)
         self.smooth_button = self._button("Smooth", "Smooth the segment's surface", self.smooth)
         page = QWidget()
         form = QFormLayout(page)
@@ -233,7 +223,7 @@ class SegmentEditor(QWidget):
         self.margin_combo = QComboBox()
         self.margin_combo.addItem("Grow", "grow")
         self.margin_combo.addItem("Shrink", "shrink")
-        self.margin_spin = _spin(0.1, 100.0, 2.0, " mm", 2)
+        self.margin_spin = number_box(0.1, 100.0, 2.0, " mm", 2, keyboard_tracking=False)
         self.margin_button = self._button(
             "Apply margin", "Grow or shrink the segment by the distance", self.apply_margin
         )

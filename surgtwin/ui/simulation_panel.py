@@ -16,7 +16,6 @@ import numpy as np
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -37,6 +36,7 @@ from surgtwin.ui.deform_session import (
     TissueDragger,
 )
 from surgtwin.ui.name_checklist import NameChecklist
+from surgtwin.ui.spin_boxes import number_box
 
 BUDGETS = (500, 1000, 2000, 5000)
 DEFAULT_BUDGET = 1000
@@ -64,9 +64,9 @@ class SimulationPanel(QWidget):
         self.material_combo = QComboBox()
         self.material_combo.addItems([AUTO_MATERIAL, *preset_names(), CUSTOM_MATERIAL])
         self.material_combo.currentTextChanged.connect(self._material_chosen)
-        self.youngs_kpa = _spin(0.01, 100000.0, 4.1, " kPa", 2)
-        self.poisson = _spin(0.0, 0.499, 0.48, "", 3)
-        self.density = _spin(1.0, 5000.0, 1060.0, " kg/m³", 0)
+        self.youngs_kpa = number_box(0.01, 100000.0, 4.1, " kPa", 2)
+        self.poisson = number_box(0.0, 0.499, 0.48, "", 3)
+        self.density = number_box(1.0, 5000.0, 1060.0, " kg/m³", 0)
         self.anchor_list = NameChecklist(_is_default_anchor)
         self.anchor_list.setMaximumHeight(110)
         self.budget_combo = QComboBox()
@@ -82,12 +82,12 @@ class SimulationPanel(QWidget):
         for key, text in TOOLS.items():
             self.tool_combo.addItem(text, key)
         self.tool_combo.currentIndexChanged.connect(self._tool_chosen)
-        self.tool_radius = _spin(1.0, 50.0, self.dragger.tool_radius_mm, " mm", 1)
+        self.tool_radius = number_box(1.0, 50.0, self.dragger.tool_radius_mm, " mm", 1)
         self.tool_radius.setToolTip("Radius of the sphere or of the instrument shaft")
-        self.press_depth = _spin(0.0, 50.0, self.dragger.press_depth_mm, " mm", 1)
+        self.press_depth = number_box(0.0, 50.0, self.dragger.press_depth_mm, " mm", 1)
         self.press_depth.setToolTip("How far the instrument is pressed into the surface where you click")
-        self.shaft_length = _spin(1.0, 300.0, self.dragger.capsule_length_mm, " mm", 0)
-        self.pin_radius = _spin(0.5, 50.0, self.dragger.pin_radius_mm, " mm", 1)
+        self.shaft_length = number_box(1.0, 300.0, self.dragger.capsule_length_mm, " mm", 0)
+        self.pin_radius = number_box(0.5, 50.0, self.dragger.pin_radius_mm, " mm", 1)
         self.pin_radius.setToolTip("Tissue nodes this close to a clicked point are held")
         self.keep_tool_check = QCheckBox("Leave the instrument in place on release")
         for spin in (self.tool_radius, self.press_depth, self.shaft_length, self.pin_radius):
@@ -357,15 +357,6 @@ class SimulationPanel(QWidget):
         self.reset_button.setEnabled(self.session.running or self.session.building)
         for button in (self.export_button, self.clear_pins_button, self.lift_button):
             button.setEnabled(self.session.running)
-
-
-def _spin(low: float, high: float, value: float, suffix: str, decimals: int) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(low, high)
-    spin.setDecimals(decimals)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    return spin
 
 
 def _is_default_anchor(name: str) -> bool:
