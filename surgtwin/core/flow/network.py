@@ -42,8 +42,13 @@ def _healthy_radius(
     healthy = radius.copy()
     for stenosis in found:
         centre = arclength[_nearest_index(points, stenosis.position_lps)]
-        inside = np.abs(arclength - centre) <= max(stenosis.length_mm, 1e-9)
-        healthy[inside] = np.maximum(healthy[inside], stenosis.reference_radius_mm)
+        reach = max(stenosis.length_mm, 1e-9)
+        inside = np.abs(arclength - centre) <= reach
+        # the healthy radius in the same measure as ``radius`` (the inscribed sphere; the lesion
+        # itself is graded by area): the lumen just beyond the lesion on either side
+        beside = ~inside & (np.abs(arclength - centre) <= 3.0 * reach)
+        reference = float(np.median(radius[beside])) if beside.any() else stenosis.reference_radius_mm
+        healthy[inside] = np.maximum(healthy[inside], reference)
     return healthy
 
 
