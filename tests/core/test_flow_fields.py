@@ -17,6 +17,7 @@ from surgtwin.core.flow.fields import (
 )
 from surgtwin.core.flow.lbm import LbmSetup, run
 from surgtwin.core.mesh.extract import mesh_label_map
+from tests.core.test_flow_lbm import tube
 
 VISCOSITY, DENSITY = 3.5e-3, 1060.0
 PEAK = 0.3  # m/s on the axis of the analytic tube
@@ -123,12 +124,7 @@ def test_wss_of_analytic_poiseuille_on_voxelised_tube(name: str) -> None:
         assert errors["p95"] < 0.07
 
 
-def lbm_tube(cells_across: int, length: int) -> np.ndarray:
-    n = cells_across + 2
-    c = (n - 1) / 2
-    y, x = np.mgrid[0:n, 0:n]
-    disk = (x - c) ** 2 + (y - c) ** 2 < (cells_across / 2) ** 2
-    return np.repeat(disk[:, :, None], length, axis=2)
+lbm_tube = tube  # the LBM validation's circular tube, one solid ring around it
 
 
 DX_M = 1e-4

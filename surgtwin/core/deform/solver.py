@@ -276,24 +276,31 @@ class DeformableBody:
         self.loads[:] = 0.0
 
     # ------------------------------------------------------------------ tools
+    def _free_nodes_near(
+        self, point: np.ndarray, radius_m: float | None, held: np.ndarray, action: str
+    ) -> np.ndarray:
+        """The nodes not ``held`` within ``radius_m`` of the point (default 0.6 cell), else the
+        nearest such node when within two cells; SimulationError when there is none."""
+        radius = 0.6 * self.cell_m if radius_m is None else float(radius_m)
+        dist = np.linalg.norm(self._x - point, axis=1)
+        dist[held] = np.inf
+        nodes = np.nonzero(dist <= radius)[0]
+        if nodes.size:
+            return nodes
+        nearest = int(np.argmin(dist))
+        if not np.isfinite(dist[nearest]) or dist[nearest] > 2.0 * self.cell_m:
+            raise SimulationError(
+                f"nothing to {action} there: no free tissue node within two cells of the point"
+            )
+        return np.array([nearest])
+
     def grasp(self, point_m: np.ndarray, radius_m: float | None = None) -> int:
         """Bind the nodes within ``radius_m`` of the point (default 0.6 cell) to a tool; returns a handle.
 
         With no node in the radius the nearest free node is taken if it is within two cells.
         """
         point = np.asarray(point_m, dtype=np.float64).reshape(3)
-        radius = 0.6 * self.cell_m if radius_m is None else float(radius_m)
-        movable = ~self.anchored
-        dist = np.linalg.norm(self._x - point, axis=1)
-        dist[~movable] = np.inf
-        nodes = np.nonzero(dist <= radius)[0]
-        if nodes.size == 0:
-            nearest = int(np.argmin(dist))
-            if not np.isfinite(dist[nearest]) or dist[nearest] > 2.0 * self.cell_m:
-                raise SimulationError(
-                    "nothing to grasp there: no free tissue node within two cells of the point"
-                )
-            nodes = np.array([nearest])
+        nodes = self._free_nodes_near(point, radius_m, self.anchored, "grasp")
         handle = self._next_handle
         self._next_handle += 1
         self._grasps[handle] = Grasp(nodes, self._x[nodes] - point, point.copy(), self.grasp_stiffness)
@@ -376,18 +383,8 @@ class DeformableBody:
         they are now. Returns the nodes newly pinned (anchored, prescribed or pinned nodes are
         already held and are left as they are)."""
         point = np.asarray(point_m, dtype=np.float64).reshape(3)
-        radius = 0.6 * self.cell_m if radius_m is None else float(radius_m)
         held = self.anchored | self._prescribed.any(axis=1)
-        dist = np.linalg.norm(self._x - point, axis=1)
-        dist[held] = np.inf
-        nodes = np.nonzero(dist <= radius)[0]
-        if nodes.size == 0:
-            nearest = int(np.argmin(dist))
-            if not np.isfinite(dist[nearest]) or dist[nearest] > 2.0 * self.cell_m:
-                raise SimulationError(
-                    "nothing to pin there: no free tissue node within two cells of the point"
-                )
-            nodes = np.array([nearest])
+        nodes = self._free_nodes_near(point, radius_m, held, "pin")
         self.set_prescribed(nodes, self._x[nodes])
         self._v[nodes] = 0.0
         self._pinned[nodes] = True
