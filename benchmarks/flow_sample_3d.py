@@ -112,7 +112,8 @@ def main() -> None:
         f"{info['mlups']} MLUPS; {'steady' if info['converged'] else 'not steady'}"
         + (f" (readings: mean of the last {n:,} steps)" if (n := info["averaged_over_steps"]) else "")
         + f"; mass imbalance {info['mass_imbalance_percent']} %; τ = {info['tau']}, "
-        f"Smagorinsky {info['smagorinsky']}.",
+        f"Smagorinsky {info['smagorinsky']}. Lattice memory (fluid cells only): "
+        f"{info['solver_memory_mb']} MB; the whole box would take {info['whole_box_memory_mb']} MB.",
         "",
         "| reading | reduced | 3D |",
         "|---|---|---|",

@@ -50,6 +50,10 @@ def test_the_3d_tier_reports_cells_steps_speed_and_velocity(flow_3d) -> None:
         assert key in three_d
     assert three_d["cells"] > 1000 and three_d["steps"] > 0 and three_d["mlups"] > 0
     assert three_d["cell_size_mm"] == pytest.approx(0.8)
+    # fluid cells only are stored: 152 bytes of populations a cell plus pull tables, well under the box's
+    populations_mb = three_d["cells"] * 152 / 2**20
+    assert populations_mb <= three_d["solver_memory_mb"] < 2 * populations_mb
+    assert three_d["solver_memory_mb"] < three_d["whole_box_memory_mb"]
     # the throat's mean velocity is 2 mL/s over pi (2 mm)^2 = 0.16 m/s; its peak is higher
     assert 0.16 < three_d["max_velocity_m_s"] < 1.0
     assert three_d["mass_imbalance_percent"] < 1.0

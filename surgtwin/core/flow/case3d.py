@@ -144,8 +144,6 @@ class OutletCoupling:
         self, domain: LumenDomain, setup: LbmSetup, ramp_chunks: int, resistances: dict[str, float]
     ) -> None:
         self._ramp_chunks, self._calls = ramp_chunks, 0
-        padded = np.array(domain.grid.fluid.shape) + 2
-        strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
         flux_scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
         self._pressure_scale = setup.pressure_scale
         self.ends: list[_ControlledEnd] = []
@@ -157,17 +155,18 @@ class OutletCoupling:
             inward = -1 if end.name == "inlet" else 1  # + along the flow (into the vessel at the inlet)
             target = None if end.flow_m3_s is None else end.flow_m3_s / flux_scale
             resistance = resistances.get(end.name, 0.0) * flux_scale / setup.pressure_scale
-            self.ends.append(
-                _ControlledEnd(span, (cells + 1) @ strides, axis, sign * inward, target, resistance)
-            )
+            self.ends.append(_ControlledEnd(span, cells, axis, sign * inward, target, resistance))
+        self._planes: list[np.ndarray] | None = None  # storage indices, from the first solver seen
 
     def __call__(self, solver: LbmSolver) -> None:
         self._calls += 1
         if self._calls <= self._ramp_chunks:
             return
+        if self._planes is None:
+            self._planes = [solver.storage_index(end.plane_cells) for end in self.ends]
         flows, pressures = [], []
-        for end in self.ends:
-            rho, u = lbm_kernels.macroscopic(solver.f, end.plane, solver.cx, solver.cy, solver.cz)
+        for end, plane in zip(self.ends, self._planes, strict=True):
+            rho, u = lbm_kernels.macroscopic(solver.f, plane, solver.cx, solver.cy, solver.cz)
             flows.append(float(np.sum(rho * u[:, end.axis])) * end.sign)
             pressures.append(float(np.mean(rho) - 1.0) / 3.0)
         self._share_outflow(flows, pressures)
@@ -191,7 +190,7 @@ class OutletCoupling:
 @dataclass
 class _ControlledEnd:
     span: slice  # its cells in the solver's boundary arrays
-    plane: np.ndarray  # flat (padded) indices of its flux plane
+    plane_cells: np.ndarray  # its flux plane's fluid cells (n, 3), indices into the mask
     axis: int
     sign: int  # + along the flow
     target: float | None  # lattice flux to hold (None: the pressure outlet)
@@ -376,6 +375,8 @@ def summary(flow: Flow3D) -> dict[str, Any]:
         "converged": bool(lbm.converged),
         "averaged_over_steps": int(lbm.averaged_steps),
         "mlups": round(float(lbm.mlups), 2),
+        "solver_memory_mb": round(lbm.solver_bytes / 2**20, 1),
+        "whole_box_memory_mb": round(lbm.box_bytes / 2**20, 1),
         "simulated_time_s": float(lbm.steps * lbm.setup.dt_s),
         "max_velocity_m_s": float(speed.max()),
         "mass_imbalance_percent": round(100.0 * flow.mass_imbalance(), 3),

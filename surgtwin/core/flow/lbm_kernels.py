@@ -1,12 +1,13 @@
 """numba kernels of the D3Q19 TRT lattice Boltzmann solver (see :mod:`surgtwin.core.flow.lbm`).
 
-Populations are float32, structure-of-arrays ``f[q, cell]`` over the flat (C-order) cell index of a
-padded box, so every stored cell has all 18 neighbours in bounds. One fused pull step per time
+Populations are float32, structure-of-arrays ``f[q, cell]`` over the stored (non-solid) cells only,
+in the C order of a padded box (:mod:`surgtwin.core.flow.lbm_layout`). One fused pull step per time
 step: each fluid cell gathers the post-collision populations of its neighbours from ``src``
 (halfway bounce-back where the neighbour is solid), collides (TRT) and writes to ``dst``: 19
-reads and 19 writes of 4 bytes per cell update, the 153-byte roofline. Fluid cells are processed as
-runs of consecutive cells, so the inner loops vectorise (SIMD across cells). Kernels release the GIL
-so the app can run the solver on a worker thread.
+reads and 19 writes of 4 bytes per cell update (the 152-byte roofline; cells beside a wall also
+read a 4-byte source index per direction). Fluid cells are processed as runs of consecutive
+cells, so the inner loops vectorise (SIMD across cells). Kernels release the GIL so the app can
+run the solver on a worker thread.
 """
 
 from __future__ import annotations
@@ -27,22 +28,6 @@ MAX_RUN = 256  # cells per vectorised run (scratch is 19 x MAX_RUN floats per th
 BLOCKS = 256  # parallel work items; each allocates its scratch once
 
 SOLID, FLUID, INLET, OUTLET = 0, 1, 2, 3
-
-
-def runs_touching_walls(kind: np.ndarray, run_start: np.ndarray, run_length: np.ndarray) -> np.ndarray:
-    """Whether any cell of each run has a solid neighbour (only those runs need the bounce-back select)."""
-    solid = kind.ravel() == SOLID
-    walled = np.zeros(solid.size, dtype=bool)
-    for off in neighbour_offsets(kind.shape)[1:]:
-        walled |= np.roll(solid, off)  # cell n pulls from n - off; wrap-around only reaches padding
-    cumulative = np.concatenate([[0], np.cumsum(walled)])
-    return (cumulative[run_start + run_length] - cumulative[run_start]) > 0
-
-
-def neighbour_offsets(shape: tuple[int, int, int]) -> np.ndarray:
-    """Flat-index offset of the cell one step along each lattice velocity."""
-    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
-    return (VELOCITIES @ strides).astype(np.int64)
 
 
 @njit(cache=True, fastmath=True, nogil=True, inline="always", error_model="numpy")
@@ -79,9 +64,9 @@ def stream_collide(
     dst: np.ndarray,
     run_start: np.ndarray,
     run_length: np.ndarray,
-    run_walls: np.ndarray,
-    kind: np.ndarray,
-    offsets: np.ndarray,
+    neighbour_start: np.ndarray,
+    gather_start: np.ndarray,
+    gather: np.ndarray,
     weights: np.ndarray,
     cx: np.ndarray,
     cy: np.ndarray,
@@ -92,6 +77,11 @@ def stream_collide(
 ) -> None:
     """One pull-stream + TRT-collide step over runs of consecutive interior fluid cells (src -> dst).
 
+    Populations are stored for fluid cells only (:mod:`surgtwin.core.flow.lbm_layout`): a run
+    pulls population q from the contiguous slice starting at ``neighbour_start[run, q]``, or,
+    where that is -1 (the run touches a wall), cell by cell through ``gather`` (indices into the
+    flattened populations; a wall's entry points at the cell's own opposite population, which
+    is halfway bounce-back).
     ``tau`` is the molecular relaxation time, ``magic`` the TRT parameter Lambda. With
     ``smagorinsky`` > 0 the collision is regularized BGK instead of TRT, each cell's tau grown
     by the Smagorinsky eddy viscosity computed locally from the non-equilibrium momentum flux
@@ -99,13 +89,14 @@ def stream_collide(
     tau_eff = (tau + sqrt(tau^2 + 18 sqrt(2) C^2 |Pi_neq| / rho)) / 2, which keeps high-Reynolds
     jets (stenoses) stable on coarse grids.
     Every inner loop runs along a run of consecutive cells, so LLVM vectorises it (SIMD across
-    cells); the bounce-back choice is a select, not a branch, for the same reason.
+    cells).
     """
     les = smagorinsky > 0.0
     tau32 = np.float32(tau)
     wp_const = np.float32(1.0 / tau)
     wm_const = np.float32(1.0 / (0.5 + magic / (tau - 0.5)))
     les_factor = np.float32(18.0 * np.sqrt(2.0) * smagorinsky * smagorinsky)
+    flat_src = src.reshape(src.size)
     n_runs = run_start.size
     n_blocks = min(n_runs, BLOCKS)
     for block in prange(n_blocks):
@@ -121,24 +112,17 @@ def stream_collide(
             n0 = run_start[r]
             length = run_length[r]
             # Short loops that each write one row: few possible aliases for the vectoriser to rule out.
-            for j in range(length):
-                f[0, j] = src[0, n0 + j]
-            for q in range(1, Q):
-                opp = q + HALF if q <= HALF else q - HALF
-                incoming = src[q, n0 - offsets[q] : n0 - offsets[q] + length]
-                wall = kind[n0 - offsets[q] : n0 - offsets[q] + length]
-                own = src[opp, n0 : n0 + length]
+            for q in range(Q):
                 fq = f[q]
-                if not run_walls[r]:  # no solid neighbour anywhere along the run: a plain copy
+                s = neighbour_start[r, q]
+                if s >= 0:  # the source run is all fluid: a plain copy
+                    incoming = src[q, s : s + length]
                     for j in range(length):
                         fq[j] = incoming[j]
-                    continue
-                for j in range(length):
-                    # halfway bounce-back: what left towards a wall comes back reversed
-                    # both loads unconditional so the choice is a vector select, not a branch
-                    reflected = own[j]
-                    streamed = incoming[j]
-                    fq[j] = reflected if wall[j] == SOLID else streamed
+                else:
+                    sources = gather[gather_start[r, q] : gather_start[r, q] + length]
+                    for j in range(length):
+                        fq[j] = flat_src[sources[j]]
             _moment(f, rho, ones, length)
             _moment(f, ux, cx, length)
             _moment(f, uy, cy, length)
@@ -170,12 +154,12 @@ def stream_collide(
                 out_q = dst[q, n0 : n0 + length]
                 out_o = dst[o, n0 : n0 + length]
                 for j in range(length):
-                    r = rho[j]
+                    density = rho[j]
                     cu = qx * ux[j] + qy * uy[j] + qz * uz[j]
                     a = fq[j]
                     b = fo[j]
-                    eq_plus = w * r * (np.float32(1.0) + np.float32(4.5) * cu * cu - usq[j])
-                    eq_minus = w * r * np.float32(3.0) * cu
+                    eq_plus = w * density * (np.float32(1.0) + np.float32(4.5) * cu * cu - usq[j])
+                    eq_minus = w * density * np.float32(3.0) * cu
                     relax_p = wp_const * (np.float32(0.5) * (a + b) - eq_plus)
                     relax_m = wm_const * (np.float32(0.5) * (a - b) - eq_minus)
                     out_q[j] = a - relax_p - relax_m

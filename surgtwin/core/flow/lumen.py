@@ -26,7 +26,7 @@ from surgtwin.core.flow.lbm import OpenBoundary
 from surgtwin.core.flow.lbm_kernels import VELOCITIES
 
 EXTENSION_RADII = 4.0  # straight flow extensions at every end, in end radii
-MAX_GRID_CELLS = 60_000_000  # the whole box is stored (populations: 2 x 19 x 4 bytes a cell)
+MAX_GRID_CELLS = 60_000_000  # the result fields cover the box (16 bytes a cell); populations, fluid only
 
 
 @dataclass
