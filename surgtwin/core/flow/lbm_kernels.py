@@ -44,20 +44,6 @@ def _moments(f: np.ndarray, cx: np.ndarray, cy: np.ndarray, cz: np.ndarray) -> t
     return rho, jx / rho, jy / rho, jz / rho
 
 
-def fluid_runs(is_fluid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and length of each run of consecutive fluid cells (flat index), at most MAX_RUN long."""
-    edges = np.diff(np.concatenate([[0], is_fluid.astype(np.int8), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    pieces_start, pieces_length = [], []
-    for a, b in zip(starts, stops, strict=True):
-        first = np.arange(a, b, MAX_RUN)
-        pieces_start.append(first)
-        pieces_length.append(np.minimum(b - first, MAX_RUN))
-    if not pieces_start:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(pieces_start).astype(np.int64), np.concatenate(pieces_length).astype(np.int64)
-
-
 @njit(parallel=True, cache=True, fastmath=True, nogil=True, error_model="numpy")
 def stream_collide(
     src: np.ndarray,
@@ -75,13 +61,13 @@ def stream_collide(
     magic: float,
     smagorinsky: float,
 ) -> None:
-    """One pull-stream + TRT-collide step over runs of consecutive interior fluid cells (src -> dst).
+    """One pull-stream + TRT-collide step over every stored cell, in runs of consecutive cells
+    (src -> dst). Inlet and outlet cells are updated too; :func:`open_boundaries` then overwrites them.
 
     Populations are stored for fluid cells only (:mod:`surgtwin.core.flow.lbm_layout`): a run
     pulls population q from the contiguous slice starting at ``neighbour_start[run, q]``, or,
-    where that is -1 (the run touches a wall), cell by cell through ``gather`` (indices into the
-    flattened populations; a wall's entry points at the cell's own opposite population, which
-    is halfway bounce-back).
+    where that is -1, cell by cell through ``gather`` (indices into the flattened populations;
+    a wall's entry points at the cell's own opposite population, which is halfway bounce-back).
     ``tau`` is the molecular relaxation time, ``magic`` the TRT parameter Lambda. With
     ``smagorinsky`` > 0 the collision is regularized BGK instead of TRT, each cell's tau grown
     by the Smagorinsky eddy viscosity computed locally from the non-equilibrium momentum flux

@@ -1,14 +1,15 @@
 """Fluid-only storage of the lattice: which cells are stored, and where each one pulls from.
 
-Only non-solid cells (fluid, inlet, outlet) are stored, in the padded box's C order, so a run of
-consecutive fluid cells in the box is consecutive in storage too. A run pulls population q from
-the run shifted one lattice step back along q. Where that shifted run holds no solid cell (the
-bulk of a vessel) it is itself a contiguous slice of storage, and the kernel copies it (SIMD).
-Where it touches a wall, each cell gets its own source in a gather table: the neighbour's
-population q, or its own opposite population (halfway bounce-back).
+Only non-solid cells (fluid, inlet, outlet) are stored, in the padded box's C order. The kernel
+walks storage in runs of MAX_RUN consecutive cells, whatever rows or planes they span, so its
+inner loops are long and vectorise even where a vessel is a few cells across. A run pulls
+population q from its cells' neighbours one lattice step back along q. Where those sources are
+stored one after another (the bulk of a vessel) they are a contiguous slice of storage, which
+the kernel copies. Elsewhere (a wall, the end of a row) each cell has its own source in a gather
+table: the neighbour's population q, or its own opposite population (halfway bounce-back).
 
 Memory: 152 bytes a stored cell for the two population buffers, plus 4 bytes per direction for
-the cells of wall-touching runs, instead of 152 bytes for every cell of the bounding box. The
+the cells of runs that gather, instead of 152 bytes for every cell of the bounding box. The
 sample's aorta-iliac tree fills 4 % of its box; a straight tube in a square box, 79 %.
 """
 
@@ -24,11 +25,11 @@ from surgtwin.core.flow.errors import FlowError
 
 @dataclass(frozen=True)
 class FluidLayout:
-    """The stored cells of a padded box and the pull sources of its interior fluid runs."""
+    """The stored cells of a padded box, the runs the kernel walks them in, and where each pulls from."""
 
     shape: tuple[int, int, int]  # the padded box
     stored: np.ndarray  # (n,) flat padded-box index of each stored cell, ascending
-    run_start: np.ndarray  # storage index of the first cell of each run of interior fluid cells
+    run_start: np.ndarray  # storage index of each run's first cell (runs of MAX_RUN, the last shorter)
     run_length: np.ndarray
     neighbour_start: np.ndarray  # (runs, Q) storage index of q's source run; -1: use the gather table
     gather_start: np.ndarray  # (runs, Q) where the run's sources for q begin in ``gather``
@@ -65,9 +66,9 @@ def fluid_layout(kind: np.ndarray) -> FluidLayout:
     flat = kind.ravel()
     stored = np.flatnonzero(flat != k.SOLID).astype(np.int64)
     n = stored.size
-    box_start, run_length = k.fluid_runs(flat == k.FLUID)
-    runs = run_length.size
-    run_start = np.searchsorted(stored, box_start).astype(np.int64)
+    run_start = np.arange(0, n, k.MAX_RUN, dtype=np.int64)
+    run_length = np.minimum(n - run_start, k.MAX_RUN).astype(np.int64)
+    runs = run_start.size
     neighbour_start = np.full((runs, k.Q), -1, dtype=np.int64)
     gather_start = np.zeros((runs, k.Q), dtype=np.int64)
     index_type = np.int32 if k.Q * n < 2**31 else np.int64
@@ -75,28 +76,27 @@ def fluid_layout(kind: np.ndarray) -> FluidLayout:
         return FluidLayout(kind.shape, stored, run_start, run_length, neighbour_start, gather_start,
                            np.zeros(0, index_type))  # fmt: skip
     neighbour_start[:, 0] = run_start  # the rest population stays in place
-    fluid_box = np.flatnonzero(flat == k.FLUID)  # the runs' cells, in run order
-    own = np.searchsorted(stored, fluid_box)
-    first = np.cumsum(run_length) - run_length  # each run's first cell in fluid_box
-    run_of_cell = np.repeat(np.arange(runs), run_length)
+    own = np.arange(n, dtype=np.int64)
     offsets = neighbour_offsets(kind.shape)
     pieces, filled = [], 0
     for q in range(1, k.Q):
         opposite = q + k.HALF if q <= k.HALF else q - k.HALF
-        source_box = fluid_box - offsets[q]
+        source_box = stored - offsets[q]
         solid = flat[source_box] == k.SOLID
-        walled = np.add.reduceat(solid.astype(np.int32), first) > 0
-        neighbour_start[~walled, q] = np.searchsorted(stored, source_box[first[~walled]])
-        in_walled = walled[run_of_cell]
-        source = np.where(
-            solid[in_walled],
-            opposite * n + own[in_walled],  # halfway bounce-back: its own reversed population
-            q * n + np.searchsorted(stored, source_box[in_walled]),
-        )
+        source = np.searchsorted(stored, source_box)
+        # a run copies a contiguous slice when its sources are stored cells, one after another
+        step_ok = np.ones(n, dtype=bool)
+        step_ok[1:] = np.diff(source) == 1
+        step_ok[run_start] = True
+        bad = (solid | ~step_ok).astype(np.int32)
+        walled = np.add.reduceat(bad, run_start) > 0
+        neighbour_start[~walled, q] = source[run_start[~walled]]
+        in_walled = np.repeat(walled, run_length)
+        table = np.where(solid, opposite * n + own, q * n + source)[in_walled]
         lengths = run_length[walled]
         gather_start[walled, q] = filled + np.cumsum(lengths) - lengths
         filled += int(lengths.sum())
-        pieces.append(source.astype(index_type))
+        pieces.append(table.astype(index_type))
     return FluidLayout(kind.shape, stored, run_start, run_length, neighbour_start, gather_start,
                        np.concatenate(pieces))  # fmt: skip
 
