@@ -250,47 +250,83 @@ def solve_steady(
     """Steady flow in every segment and pressure at every node."""
     started = time.perf_counter()
     _validate(network, viscosity_pa_s, density_kg_m3)
-    segments = network.segments
-    n = len(segments)
     resistances = resolved_outlet_resistances(network)
-    coeffs = np.array([segment_loss_coefficients(s, viscosity_pa_s, density_kg_m3) for s in segments])
-    a, b = coeffs[:, 0], coeffs[:, 1]
-    upstream = np.array([0 if s.parent is None else s.parent + 1 for s in segments])
-    downstream = np.arange(1, n + 1)
-    outlet_nodes = np.array([k + 1 for k in resistances])
-    order = _root_first_order(network)
-    outlet_conductance = np.array([1.0 / r for r in resistances.values()])
-    p_distal = network.distal_pressure_pa
-    injected = np.zeros(n + 1)
-    injected[0] = network.inflow_m3_s
-
-    def flows_and_slopes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _invert_loss(p[upstream] - p[downstream], a, b)
-
-    # Newton from a flat pressure field: the first step is the linear (b = 0 near ΔP = 0) solution.
-    pressures = np.full(n + 1, p_distal)
-    flows, slopes = flows_and_slopes(pressures)
-    flow_scale = max(abs(network.inflow_m3_s), 1e-300)
-    steps = 0
-    while True:
-        steps += 1
-        residual = injected.copy()
-        np.subtract.at(residual, upstream, flows)
-        np.add.at(residual, downstream, flows)
-        residual[outlet_nodes] -= outlet_conductance * (pressures[outlet_nodes] - p_distal)
-        grounding = np.zeros(n + 1)
-        grounding[outlet_nodes] = outlet_conductance
-        delta = _solve_tree_laplacian(order, upstream, slopes, grounding, residual)
-        pressures = pressures + delta
-        flows, slopes = flows_and_slopes(pressures)
-        pressure_scale = float(np.max(np.abs(pressures))) + 1.0
-        if np.max(np.abs(residual)) <= 1e-14 * flow_scale or np.max(np.abs(delta)) <= 1e-12 * pressure_scale:
-            break
-        if steps == _MAX_NEWTON_STEPS:
-            raise FlowError("The reduced flow model did not converge; check the vessel radii and flows.")
-    if not np.all(np.isfinite(pressures)):
-        raise FlowError("The reduced flow model gave non-finite pressures; check the vessel radii.")
+    coeffs = np.array([segment_loss_coefficients(s, viscosity_pa_s, density_kg_m3) for s in network.segments])
+    system = NetworkSystem.of(network, list(resistances))
+    conductance = np.array([1.0 / r for r in resistances.values()])
+    distal = np.full(conductance.size, network.distal_pressure_pa)
+    flows, pressures, steps = system.solve(
+        coeffs[:, 0], coeffs[:, 1], np.zeros(len(network.segments)), conductance, distal, network.inflow_m3_s
+    )
     return _result(network, resistances, flows, pressures, viscosity_pa_s, density_kg_m3, steps, started)
+
+
+@dataclass(frozen=True)
+class NetworkSystem:
+    """The tree's connectivity, ready for repeated solves (one per time step when pulsatile).
+
+    Node 0 is the inlet; node i + 1 the distal end of segment i. ``outlets`` lists the outlet
+    segments in the order their conductances and distal pressures are given.
+    """
+
+    upstream: np.ndarray
+    downstream: np.ndarray
+    order: list[int]
+    outlet_nodes: np.ndarray
+
+    @classmethod
+    def of(cls, network: FlowNetwork, outlets: Sequence[int]) -> NetworkSystem:
+        n = len(network.segments)
+        upstream = np.array([0 if s.parent is None else s.parent + 1 for s in network.segments])
+        outlet_nodes = np.array([k + 1 for k in outlets], dtype=int)
+        return cls(upstream, np.arange(1, n + 1), _root_first_order(network), outlet_nodes)
+
+    def solve(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        head: np.ndarray,
+        outlet_conductance: np.ndarray,
+        outlet_pressure: np.ndarray,
+        inflow_m3_s: float,
+        start: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Segment flows, node pressures and Newton steps for: segment i carries Q with
+        ΔP + head_i = a_i·Q + b_i·|Q|·Q; outlet k drains (P − outlet_pressure_k)·conductance_k;
+        the inlet injects ``inflow_m3_s``. ``start``: pressures to begin from (default: flat)."""
+        n = self.downstream.size
+        injected = np.zeros(n + 1)
+        injected[0] = inflow_m3_s
+        grounding = np.zeros(n + 1)
+        grounding[self.outlet_nodes] = outlet_conductance
+
+        def flows_and_slopes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return _invert_loss(p[self.upstream] - p[self.downstream] + head, a, b)
+
+        # Newton from a flat pressure field: the first step is the linear (b = 0 near ΔP = 0) solution.
+        pressures = np.full(n + 1, float(np.mean(outlet_pressure))) if start is None else start.copy()
+        flows, slopes = flows_and_slopes(pressures)
+        flow_scale = max(abs(inflow_m3_s), 1e-300)
+        steps = 0
+        while True:
+            steps += 1
+            residual = injected.copy()
+            np.subtract.at(residual, self.upstream, flows)
+            np.add.at(residual, self.downstream, flows)
+            drained = outlet_conductance * (pressures[self.outlet_nodes] - outlet_pressure)
+            residual[self.outlet_nodes] -= drained
+            delta = _solve_tree_laplacian(self.order, self.upstream, slopes, grounding, residual)
+            pressures = pressures + delta
+            flows, slopes = flows_and_slopes(pressures)
+            pressure_scale = float(np.max(np.abs(pressures))) + 1.0
+            balanced = np.max(np.abs(residual)) <= 1e-14 * flow_scale
+            if balanced or np.max(np.abs(delta)) <= 1e-12 * pressure_scale:
+                break
+            if steps == _MAX_NEWTON_STEPS:
+                raise FlowError("The reduced flow model did not converge; check the vessel radii and flows.")
+        if not np.all(np.isfinite(pressures)):
+            raise FlowError("The reduced flow model gave non-finite pressures; check the vessel radii.")
+        return flows, pressures, steps
 
 
 def _root_first_order(network: FlowNetwork) -> list[int]:
