@@ -1,9 +1,10 @@
 """``surgtwin simulate flow``: blood flow in a case's vessel segments, headless.
 
 Two tiers: ``--model reduced`` (the default) traces the centreline tree and solves the steady
-0D network at once; ``--model 3d`` also runs the lattice-Boltzmann preview on the voxelised
-lumen (seconds to minutes), with the reduced model's flow split at the outlets. Coordinates
-are patient LPS millimetres. The JSON it prints is documented in docs/cli.md (schema
+0D network at once (with ``--waveform``, also over the cardiac cycle); ``--model 3d`` also
+runs the lattice-Boltzmann preview on the voxelised lumen (seconds to minutes; steady, at the
+mean flow), with the reduced model's flow split at the outlets. Coordinates are patient LPS
+millimetres. The JSON it prints is documented in docs/cli.md (schema
 ``surgtwin.simulate.flow/1``).
 """
 
@@ -47,6 +48,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
         raise SurgTwinError("--viscosity and --density must be positive (Pa·s, kg/m³)", code="usage")
     if args.flow_rate is not None and not args.flow_rate > 0:
         raise SurgTwinError("--flow-rate must be positive (mL/s)", code="usage")
+    waveform_file = _check_waveform_options(args)
     names = [name.strip() for name in args.segment.split(",") if name.strip()]
     if not names:
         raise SurgTwinError("--segment needs a segment name", code="usage")
@@ -54,6 +56,12 @@ def cmd_flow(args: argparse.Namespace) -> int:
     mask, ijk_to_lps = vessel_mask(scene, names)
     inlet = _vector(args.inlet, "a point in LPS mm") if args.inlet else None
     started = time.perf_counter()
+    measured = None
+    if waveform_file is not None:
+        from surgtwin.core.flow.case_pulsatile import read_waveform_csv
+
+        measured = read_waveform_csv(waveform_file)
+        args.flow_rate = measured.mean_m3_s * 1e6  # the steady tiers run at the cycle's mean
     case = solve_case(
         mask, ijk_to_lps, inlet_lps=inlet, inflow_ml_s=args.flow_rate, viscosity_pa_s=viscosity,
         density_kg_m3=density,
@@ -88,6 +96,8 @@ def cmd_flow(args: argparse.Namespace) -> int:
             "inlet_pressure_mmhg": after.inlet_pressure_pa / PA_PER_MMHG,
             "outlets": outlet_rows(case, after),
         }
+    if args.waveform is not None:
+        data["pulsatile"] = _run_pulsatile(args, case, measured)
     if args.model == "3d":
         data["three_d"] = _run_3d(args, case, mask, ijk_to_lps)
     if args.json:
@@ -108,6 +118,8 @@ def cmd_flow(args: argparse.Namespace) -> int:
                 f"  stenosis {row['area_reduction_percent']:.0f} % at {row['position_lps_mm']}: "
                 f"{row['pressure_drop_mmhg']:.2f} mmHg, ratio {row['pressure_ratio']:.3f}"
             )
+        if "pulsatile" in data:
+            _print_pulsatile(data["pulsatile"])
         if "three_d" in data:
             _print_3d(data["three_d"])
     return EXIT_OK
@@ -133,6 +145,59 @@ def _check_3d_options(args: argparse.Namespace) -> None:
         raise SurgTwinError("--max-cells and --max-steps must be positive", code="usage")
     if args.fields and Path(args.fields).suffix.lower() != ".npz":
         raise SurgTwinError("--fields writes a NumPy archive: give a path ending in .npz", code="usage")
+
+
+def _check_waveform_options(args: argparse.Namespace) -> Path | None:
+    """The waveform file to read (None for the generic shape or no waveform)."""
+    if args.waveform is None:
+        if args.heart_rate is not None:
+            raise SurgTwinError("--heart-rate applies to --waveform generic", code="usage")
+        return None
+    if args.waveform == "generic":
+        if args.heart_rate is not None and not 20 <= args.heart_rate <= 300:
+            raise SurgTwinError("--heart-rate must be between 20 and 300 beats a minute", code="usage")
+        return None
+    if args.heart_rate is not None or args.flow_rate is not None:
+        raise SurgTwinError(
+            "a waveform file sets its own rate and flow: drop --heart-rate and --flow-rate", code="usage"
+        )
+    require_existing([args.waveform])
+    return Path(args.waveform)
+
+
+def _run_pulsatile(args: argparse.Namespace, case: Any, measured: Any) -> dict[str, Any]:
+    from surgtwin.core.flow.case_pulsatile import pulsatile_summary, solve_case_pulsatile
+    from surgtwin.core.flow.pulsatile import Waveform
+
+    if measured is not None:
+        waveform = measured
+    else:
+        rate = 70.0 if args.heart_rate is None else args.heart_rate
+        waveform = Waveform.generic(case.network.inflow_m3_s, heart_rate_bpm=rate)
+    result = solve_case_pulsatile(case, waveform)
+    summary = pulsatile_summary(case, result, waveform)
+    summary["waveform"] = args.waveform
+    return summary
+
+
+def _print_pulsatile(cycle: dict[str, Any]) -> None:
+    inlet = cycle["inlet_pressure_mmhg"]
+    print(
+        f"  cardiac cycle ({cycle['heart_rate_bpm']:.0f} beats/min, {cycle['waveform']} waveform): "
+        f"inlet {inlet['systolic']:.0f}/{inlet['diastolic']:.0f} mmHg (mean {inlet['mean']:.0f}), "
+        f"inflow peak {cycle['inflow_ml_s']['max']:.1f} mL/s"
+        + ("" if cycle["periodic"] else f" (NOT periodic after {cycle['cycles']} cycles)")
+    )
+    for row in cycle["outlets"]:
+        flow = row["flow_ml_s"]
+        spread = f"{flow['min']:.2f} to {flow['max']:.2f}"
+        print(f"  cycle, outlet branch {row['branch']}: {flow['mean']:.2f} mL/s ({spread})")
+    for row in cycle["stenoses"]:
+        drop = row["pressure_drop_mmhg"]
+        print(
+            f"  cycle, stenosis at {row['position_lps_mm']}: drop mean {drop['mean']:.2f} mmHg, "
+            f"peak {drop['peak']:.2f} mmHg, ratio of means {row['pressure_ratio_mean']:.3f}"
+        )
 
 
 def _finite_or_null(value: Any) -> Any:
@@ -219,6 +284,13 @@ def register_flow(kinds: Any) -> None:
     flow.add_argument(
         "--stent", action="store_true", help="also solve with every stenosis removed (both tiers)"
     )
+    flow.add_argument(
+        "--waveform",
+        metavar="generic|FILE.csv",
+        help="also solve the reduced model over the cardiac cycle: a generic shape, or a file of time (s), "
+        "flow (mL/s) rows; RCR outlets",
+    )
+    flow.add_argument("--heart-rate", type=float, metavar="BPM", help="for --waveform generic (default 70)")
     flow.add_argument("--cell-size", type=float, metavar="MM", help="3D lattice cell (default: auto)")
     flow.add_argument(
         "--max-cells",

@@ -105,3 +105,72 @@ def test_the_3d_tier_on_the_sample_tree(truth_case: Path) -> None:
     assert stenosis["throat_cells_across"] == pytest.approx(throat_mm / 1.7, abs=0.06)
     assert stenosis["resolved"] is False
     assert 0 < three_d["wall_shear_stress"]["mean_pa"] < three_d["wall_shear_stress"]["max_pa"]
+
+
+def test_the_cardiac_cycle_on_the_sample_tree(truth_case: Path, flow: dict) -> None:
+    """--waveform generic: the same tree over a 70 beats/min cycle with RCR outlets. Its means
+    are the steady model's (60 mL/s in and out); pressure and the stenosis drop swing about them."""
+    data = json.loads(
+        run(
+            "simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "60",
+            "--waveform", "generic", "--json",
+        ).stdout
+    )  # fmt: skip
+    cycle = data["pulsatile"]
+    assert (
+        cycle["periodic"] and cycle["heart_rate_bpm"] == pytest.approx(70) and cycle["waveform"] == "generic"
+    )
+    assert cycle["inflow_ml_s"]["mean"] == pytest.approx(60.0, rel=1e-3)
+    assert sum(o["flow_ml_s"]["mean"] for o in cycle["outlets"]) == pytest.approx(60.0, rel=1e-3)
+    inlet = cycle["inlet_pressure_mmhg"]
+    assert inlet["diastolic"] < data["inlet_pressure_mmhg"] < inlet["systolic"]
+    assert inlet["mean"] == pytest.approx(data["inlet_pressure_mmhg"], rel=0.05)
+    (stenosis,) = cycle["stenoses"]
+    assert stenosis["position_lps_mm"] == data["stenoses"][0]["position_lps_mm"]
+    assert stenosis["pressure_drop_mmhg"]["peak"] > stenosis["pressure_drop_mmhg"]["mean"]
+    assert (
+        stenosis["pressure_drop_mmhg"]["mean"] > data["stenoses"][0]["pressure_drop_mmhg"]
+    )  # Q² grows faster
+    samples = cycle["samples"]
+    assert len(samples["time_s"]) == len(samples["inlet_pressure_mmhg"]) >= 50
+    assert max(samples["inflow_ml_s"]) == pytest.approx(cycle["inflow_ml_s"]["max"], rel=0.05)
+
+
+def test_a_measured_waveform_file_sets_rate_and_flow(truth_case: Path, tmp_path: Path) -> None:
+    waveform = tmp_path / "inflow.csv"
+    waveform.write_text("time_s,flow_ml_s\n0,20\n0.1,150\n0.3,30\n0.5,10\n1.0,20\n", encoding="utf-8")
+    data = json.loads(
+        run(
+            "simulate", "flow", str(truth_case), "--segment", TREE, "--waveform", str(waveform), "--json"
+        ).stdout
+    )
+    cycle = data["pulsatile"]
+    assert cycle["heart_rate_bpm"] == pytest.approx(60) and cycle["waveform"] == str(waveform)
+    assert cycle["inflow_ml_s"]["max"] == pytest.approx(150, rel=1e-3)
+    assert data["inflow_ml_s"] == pytest.approx(cycle["inflow_ml_s"]["mean"], rel=1e-3)  # steady at the mean
+
+
+@pytest.mark.parametrize(
+    ("extra", "content", "message"),
+    [
+        (["--heart-rate", "80"], None, "--heart-rate applies to --waveform generic"),
+        (["--waveform", "generic", "--heart-rate", "500"], None, "between 20 and 300"),
+        (
+            ["--waveform", "FILE", "--flow-rate", "50"],
+            "0,1\n0.2,2\n0.5,1\n1,1\n",
+            "drop --heart-rate and --flow-rate",
+        ),
+        (["--waveform", "FILE"], "0,1\n0.2,x\n0.5,1\n1,1\n", "line 2: expected two numbers"),
+        (["--waveform", "FILE"], "0,1\n0.5,2\n0.4,1\n1,1\n", "increase strictly"),
+        (["--waveform", "missing.csv"], None, "missing.csv"),
+    ],
+)
+def test_bad_waveform_input_is_one_clear_line(
+    truth_case: Path, tmp_path: Path, extra: list[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "w.csv"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    args = [str(path) if a == "FILE" else a for a in extra]
+    result = run("simulate", "flow", str(truth_case), "--segment", TREE, *args, rc=1)
+    assert message in result.stderr and result.stderr.count("\n") == 1
