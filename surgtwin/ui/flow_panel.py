@@ -4,7 +4,8 @@ the centrelines (a plot, and the centreline tree coloured by pressure in the 3D 
 a virtual stent on every stenosis. Then *Run 3D*: the lattice-Boltzmann preview of the same
 vessel in the background (progress, cancel); its numbers join the table, its pressure along the
 centreline joins the plot (dashed), and the 3D view colours the vessel surfaces by wall shear
-stress, pressure or speed and draws streamlines (:mod:`surgtwin.ui.flow3d_overlay`).
+stress, pressure or speed and draws streamlines (:mod:`surgtwin.ui.flow3d_overlay`). The plot's
+second tab solves the computed case over a heartbeat (:mod:`surgtwin.ui.cycle_box`).
 
 Nothing here edits the case: the centreline tree, the streamlines and the coloured surfaces are
 view overlays, removed on Clear, on a new case and when the panel closes.
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +52,7 @@ from surgtwin.core.flow.case import (
 from surgtwin.core.flow.case3d import DEFAULT_MAX_CELLS, unresolved_note
 from surgtwin.core.flow.errors import FlowError
 from surgtwin.core.flow.reduced import BLOOD_DENSITY_KG_M3, BLOOD_VISCOSITY_PA_S, PA_PER_MMHG
+from surgtwin.ui.cycle_box import CardiacCycleBox
 from surgtwin.ui.flow3d_overlay import (
     MODE_LABELS,
     Flow3DOverlay,
@@ -138,6 +141,10 @@ class FlowPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.plot = PressurePlot()
+        self.cycle_box = CardiacCycleBox(context)
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.addTab(self.plot, "Along the centreline")
+        self.plot_tabs.addTab(self.cycle_box, "Cardiac cycle")
 
         form = QFormLayout()
         form.addRow("Vessel segments", self.segment_list)
@@ -165,7 +172,7 @@ class FlowPanel(QWidget):
         layout.addWidget(box_3d)
         layout.addWidget(self.state_label)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot_tabs, 1)
         layout.addWidget(self.legend_label)
         self.refresh()
 
@@ -491,6 +498,7 @@ class FlowPanel(QWidget):
         self.case = self._vessel = None
         self.table.setRowCount(0)
         self.plot.clear()
+        self.cycle_box.set_case(None)
         self.legend_label.setText("")
         self._remove_actor()
         self._clear_3d()
@@ -501,6 +509,7 @@ class FlowPanel(QWidget):
     def _show(self, case: FlowCase) -> None:
         self._clear_3d()  # a 3D result belongs to the case it was run on
         self.case = case
+        self.cycle_box.set_case(case)
         self._fill_table(case)
         self.plot.set_curves(
             [

@@ -1,7 +1,8 @@
-"""A small line plot: pressure (mmHg) against distance from the inlet along the centreline,
-one curve per inlet→outlet path, stenoses marked with a red triangle on their curve. A curve may
-be dashed and share another's colour (the 3D model's pressure along the same path as the
-reduced model's); the legend shows each curve's line."""
+"""A small line plot: pressure (mmHg) against distance from the inlet along the centreline (or,
+with another ``x_label``, against time over the cardiac cycle), one curve per inlet→outlet path,
+stenoses marked with a red triangle on their curve. A curve may be dashed and share another's
+colour (the 3D model's pressure along the same path as the reduced model's); the legend shows
+each curve's line."""
 
 from __future__ import annotations
 
@@ -35,9 +36,16 @@ class PlotCurve:
 class PressurePlot(QWidget):
     """Draws :class:`PlotCurve` s; ``set_curves([])`` or :meth:`clear` empties it."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        x_label: str = "distance from inlet (mm)",
+        empty_text: str = "No flow computed",
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("pressure_plot")
+        self.x_label = x_label  # the curves' distance_mm is then that quantity
+        self.empty_text = empty_text
         self.setMinimumSize(240, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.curves: list[PlotCurve] = []
@@ -95,7 +103,7 @@ class PressurePlot(QWidget):
         text_pen = QPen(self.palette().text().color())
         painter.setPen(text_pen)
         if not self.curves:
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No flow computed")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         rect = self._plot_rect()
         painter.drawRect(rect)
@@ -142,5 +150,5 @@ class PressurePlot(QWidget):
         painter.drawText(
             QRectF(rect.left(), rect.bottom() + 17, rect.width(), 14),
             Qt.AlignmentFlag.AlignCenter,
-            "distance from inlet (mm) — pressure (mmHg)",
+            f"{self.x_label} — pressure (mmHg)",
         )

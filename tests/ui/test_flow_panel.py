@@ -215,3 +215,34 @@ def test_bad_choices_are_reported_and_nothing_runs(qtbot, setup) -> None:
     item = panel.segment_list.item(0)
     item.setCheckState(Qt.CheckState.Checked)
     assert panel.chosen_segments() == [item.text()]
+
+
+def test_the_cardiac_cycle_box_solves_the_computed_case_over_a_heartbeat(qtbot, setup, artifacts) -> None:
+    """After Compute, Solve cycle runs the pulsatile reduced model on a worker: the inlet's
+    systolic/diastolic pressure straddle the steady one, the stenosis peaks above its mean drop,
+    and the plot has the inlet and both outlets over one cycle. Clear forgets it."""
+    harness, _view, panel = setup
+    box = panel.cycle_box
+    assert not box.solve_button.isEnabled() and not box.solve()
+    panel.inflow.setValue(INFLOW_ML_S)
+    compute(qtbot, panel, harness)
+    assert box.solve_button.isEnabled()
+    panel.plot_tabs.setCurrentWidget(box)
+    box.heart_rate.setValue(60)
+    box.solve_button.click()
+    qtbot.waitUntil(lambda: box.summary is not None or bool(harness.errors), timeout=20_000)
+    assert not harness.errors, harness.errors
+    summary = box.summary
+    inlet = summary["inlet_pressure_mmhg"]
+    steady_mmhg = panel.case.result.inlet_pressure_pa / 133.322387415
+    assert inlet["diastolic"] < steady_mmhg < inlet["systolic"] and summary["heart_rate_bpm"] == 60
+    (stenosis,) = summary["stenoses"]
+    assert stenosis["pressure_drop_mmhg"]["peak"] > stenosis["pressure_drop_mmhg"]["mean"] > 0
+    assert "/" in box.readings.text() and "at peak" in box.readings.text()
+    curves = box.plot.curves
+    assert [c.label.split()[0] for c in curves] == ["inlet", "outlet", "outlet"]
+    assert curves[0].distance_mm[-1] == pytest.approx(1000.0)  # one cycle at 60 beats/min, in ms
+    assert max(curves[0].pressure_mmhg) == pytest.approx(inlet["systolic"])
+    assert box.grab().save(str(artifacts / "cardiac_cycle_box.png"))
+    panel.clear_button.click()
+    assert box.summary is None and box.plot.curves == [] and not box.solve_button.isEnabled()
