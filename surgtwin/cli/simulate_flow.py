@@ -2,9 +2,9 @@
 
 Two tiers: ``--model reduced`` (the default) traces the centreline tree and solves the steady
 0D network at once (with ``--waveform``, also over the cardiac cycle); ``--model 3d`` also
-runs the lattice-Boltzmann preview on the voxelised lumen (seconds to minutes; steady, at the
-mean flow), with the reduced model's flow split at the outlets. Coordinates are patient LPS
-millimetres. The JSON it prints is documented in docs/cli.md (schema
+runs the lattice-Boltzmann preview on the voxelised lumen (seconds to minutes; with
+``--waveform``, over ``--cycles`` heartbeats), with the reduced model's flows at the outlets.
+Coordinates are patient LPS millimetres. The JSON it prints is documented in docs/cli.md (schema
 ``surgtwin.simulate.flow/1``).
 """
 
@@ -24,6 +24,8 @@ from surgtwin.core.errors import SurgTwinError
 
 DEFAULT_MAX_CELLS = 250_000  # as surgtwin.core.flow.case3d (not imported here: it loads numba)
 DEFAULT_MAX_STEPS = 40_000
+DEFAULT_MAX_CYCLE_STEPS = 400_000  # 3D over the cardiac cycle: the step is sized on the systolic peak
+DEFAULT_CYCLES = 2  # as surgtwin.core.flow.case3d_cycle
 
 FLOW_SCHEMA = "surgtwin.simulate.flow/1"
 
@@ -96,10 +98,11 @@ def cmd_flow(args: argparse.Namespace) -> int:
             "inlet_pressure_mmhg": after.inlet_pressure_pa / PA_PER_MMHG,
             "outlets": outlet_rows(case, after),
         }
-    if args.waveform is not None:
-        data["pulsatile"] = _run_pulsatile(args, case, measured)
+    waveform = _waveform(args, case, measured)
+    if waveform is not None:
+        data["pulsatile"] = _run_pulsatile(args, case, waveform)
     if args.model == "3d":
-        data["three_d"] = _run_3d(args, case, mask, ijk_to_lps)
+        data["three_d"] = _run_3d(args, case, mask, ijk_to_lps, waveform)
     if args.json:
         print_json(_finite_or_null(data))
     else:
@@ -131,6 +134,7 @@ def _check_3d_options(args: argparse.Namespace) -> None:
         ("--max-cells", args.max_cells),
         ("--max-steps", args.max_steps),
         ("--fields", args.fields),
+        ("--cycles", args.cycles),
     )
     if args.model != "3d":
         given = [flag for flag, value in options if value is not None]
@@ -140,9 +144,13 @@ def _check_3d_options(args: argparse.Namespace) -> None:
     if args.cell_size is not None and not args.cell_size > 0:
         raise SurgTwinError("--cell-size must be positive (mm)", code="usage")
     args.max_cells = DEFAULT_MAX_CELLS if args.max_cells is None else args.max_cells
-    args.max_steps = DEFAULT_MAX_STEPS if args.max_steps is None else args.max_steps
-    if not args.max_cells > 0 or not args.max_steps > 0:
-        raise SurgTwinError("--max-cells and --max-steps must be positive", code="usage")
+    if args.cycles is not None and args.waveform is None:
+        raise SurgTwinError("--cycles applies to a 3D run over the cardiac cycle (--waveform)", code="usage")
+    default_steps = DEFAULT_MAX_STEPS if args.waveform is None else DEFAULT_MAX_CYCLE_STEPS
+    args.max_steps = default_steps if args.max_steps is None else args.max_steps
+    args.cycles = DEFAULT_CYCLES if args.cycles is None else args.cycles
+    if not args.max_cells > 0 or not args.max_steps > 0 or not 1 <= args.cycles <= 20:
+        raise SurgTwinError("--max-cells and --max-steps must be positive, --cycles 1 to 20", code="usage")
     if args.fields and Path(args.fields).suffix.lower() != ".npz":
         raise SurgTwinError("--fields writes a NumPy archive: give a path ending in .npz", code="usage")
 
@@ -165,17 +173,21 @@ def _check_waveform_options(args: argparse.Namespace) -> Path | None:
     return Path(args.waveform)
 
 
-def _run_pulsatile(args: argparse.Namespace, case: Any, measured: Any) -> dict[str, Any]:
-    from surgtwin.core.flow.case_pulsatile import pulsatile_summary, solve_case_pulsatile
+def _waveform(args: argparse.Namespace, case: Any, measured: Any) -> Any:
+    """The inflow over the cycle: the file's, or the generic shape at the case's inflow (None
+    without --waveform)."""
+    if args.waveform is None or measured is not None:
+        return measured
     from surgtwin.core.flow.pulsatile import Waveform
 
-    if measured is not None:
-        waveform = measured
-    else:
-        rate = 70.0 if args.heart_rate is None else args.heart_rate
-        waveform = Waveform.generic(case.network.inflow_m3_s, heart_rate_bpm=rate)
-    result = solve_case_pulsatile(case, waveform)
-    summary = pulsatile_summary(case, result, waveform)
+    rate = 70.0 if args.heart_rate is None else args.heart_rate
+    return Waveform.generic(case.network.inflow_m3_s, heart_rate_bpm=rate)
+
+
+def _run_pulsatile(args: argparse.Namespace, case: Any, waveform: Any) -> dict[str, Any]:
+    from surgtwin.core.flow.case_pulsatile import pulsatile_summary, solve_case_pulsatile
+
+    summary = pulsatile_summary(case, solve_case_pulsatile(case, waveform), waveform)
     summary["waveform"] = args.waveform
     return summary
 
@@ -211,7 +223,9 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
-def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: np.ndarray) -> dict[str, Any]:
+def _run_3d(
+    args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: np.ndarray, waveform: Any
+) -> dict[str, Any]:
     from surgtwin.core.flow import case3d
     from surgtwin.core.progress import Progress
 
@@ -219,11 +233,21 @@ def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: n
         if not args.json and total and done % 2000 == 0:
             print(f"  3D: step {done} of at most {total}", file=sys.stderr)
 
-    run = case3d.run_case_3d(
-        case, mask, ijk_to_lps, cell_mm=args.cell_size, max_cells=args.max_cells, max_steps=args.max_steps,
-        progress=Progress(report),
-    )  # fmt: skip
+    def run_3d(case: Any, mask: np.ndarray, cell_mm: float | None, progress: Any = None) -> Any:
+        options = {"cell_mm": cell_mm, "max_cells": args.max_cells, "max_steps": args.max_steps}
+        options["progress"] = progress
+        if waveform is None:
+            return case3d.run_case_3d(case, mask, ijk_to_lps, **options)
+        from surgtwin.core.flow.case3d_cycle import run_case_3d_cycle
+
+        return run_case_3d_cycle(case, mask, ijk_to_lps, waveform, cycles=args.cycles, **options)
+
+    run = run_3d(case, mask, args.cell_size, Progress(report))
     result = case3d.summary(run)
+    if waveform is not None:
+        from surgtwin.core.flow.case3d_cycle import cycle_rows
+
+        result["cycle"] = cycle_rows(run)
     result["ends"] = case3d.end_rows(run)
     result["stenoses"] = case3d.stenosis_rows_3d(run, case)
     result["wall_shear_stress"] = case3d.wall_shear_summary(run)
@@ -235,10 +259,8 @@ def _run_3d(args: argparse.Namespace, case: Any, mask: np.ndarray, ijk_to_lps: n
         )  # fmt: skip
         result["fields"] = str(path)
     if args.stent and case.stenoses:
-        stented = case3d.run_case_3d(
-            case3d.stented_case(case), case3d.stented_mask(case, mask, ijk_to_lps), ijk_to_lps,
-            cell_mm=run.grid.cell_mm, max_cells=args.max_cells, max_steps=args.max_steps,
-        )  # fmt: skip
+        opened = case3d.stented_mask(case, mask, ijk_to_lps)
+        stented = run_3d(case3d.stented_case(case), opened, run.grid.cell_mm)
         result["stented"] = {"summary": case3d.summary(stented), "ends": case3d.end_rows(stented)}
     return result
 
@@ -249,20 +271,37 @@ def _unsteady(three_d: dict[str, Any]) -> str:
 
 
 def _print_3d(three_d: dict[str, Any]) -> None:
-    from surgtwin.core.flow.case3d import RESOLVED_THROAT_CELLS  # loaded by the run already
+    from surgtwin.core.flow.case3d import (  # loaded by the run already
+        RESOLVED_MAX_THROAT_REYNOLDS,
+        RESOLVED_THROAT_CELLS,
+    )
 
+    cycle = three_d.get("cycle")
+    if cycle is not None:
+        state = f"{cycle['cycles']} cardiac cycles; readings: mean over the last"
+    else:
+        state = "steady" if three_d["converged"] else _unsteady(three_d)
     print(
         f"  3D: {three_d['cells']:,} cells of {three_d['cell_size_mm']} mm, {three_d['steps']} steps "
-        f"({'steady' if three_d['converged'] else _unsteady(three_d)}), {three_d['mlups']} MLUPS, "
-        f"max velocity {three_d['max_velocity_m_s']:.2f} m/s, "
+        f"({state}), {three_d['mlups']} MLUPS, max velocity {three_d['max_velocity_m_s']:.2f} m/s, "
         f"mass imbalance {three_d['mass_imbalance_percent']} %"
     )
     for row in three_d["ends"][1:]:
         print(f"  3D {row['end']}: {row['flow_ml_s']:.2f} mL/s, drop {row['pressure_drop_mmhg']:.2f} mmHg")
+    for row in (cycle or {}).get("ends", [])[1:]:
+        flow, drop = row["flow_ml_s"], row["pressure_drop_mmhg"]
+        print(
+            f"  3D cycle, {row['end']}: {flow['min']:.2f} to {flow['max']:.2f} mL/s, "
+            f"drop {drop['min']:.2f} to {drop['max']:.2f} mmHg"
+        )
     for row in three_d["stenoses"]:
-        across = row["throat_cells_across"]
-        need = RESOLVED_THROAT_CELLS
-        caveat = "" if row["resolved"] else f" (NOT a reading: throat {across} cells across, need {need:.0f})"
+        caveat = ""
+        if not row["resolved"]:
+            across, reynolds = row["throat_cells_across"], row["throat_reynolds"]
+            caveat = (
+                f" (NOT a reading: throat {across} cells across, need {RESOLVED_THROAT_CELLS:.0f}; "
+                f"throat Reynolds number {reynolds:.0f}, validated to {RESOLVED_MAX_THROAT_REYNOLDS:.0f})"
+            )
         print(f"  3D stenosis at {row['position_lps_mm']}: {row['pressure_drop_mmhg']:.2f} mmHg{caveat}")
     wss = three_d["wall_shear_stress"]
     print(f"  wall shear stress: mean {wss['mean_pa']:.2f} Pa, 95th percentile {wss['p95_pa']:.2f} Pa")
@@ -298,7 +337,10 @@ def register_flow(kinds: Any) -> None:
         metavar="N",
         help="3D fluid-cell budget for auto cells (250000)",
     )
-    flow.add_argument("--max-steps", type=int, metavar="N", help="3D steps at most (40000)")
+    flow.add_argument(
+        "--max-steps", type=int, metavar="N", help="3D steps at most (40000; over the cardiac cycle 400000)"
+    )
+    flow.add_argument("--cycles", type=int, metavar="N", help="3D with --waveform: heartbeats to run (2)")
     flow.add_argument("--fields", metavar="OUT.npz", help="3D: write velocity, pressure and the lattice")
     flow.add_argument("--json", action="store_true", help="machine-readable output (docs/cli.md)")
     flow.set_defaults(func=cmd_flow)

@@ -181,7 +181,8 @@ def run_3d(
         lines = []
         notes.append(f"no streamlines: {exc}")
     progress.advance()
-    notes += [n for s in case.stenoses if (n := case3d.unresolved_note(s, flow.grid.cell_mm)) is not None]
+    cell_mm = flow.grid.cell_mm
+    notes += [n for s in case.stenoses if (n := case3d.unresolved_note(case, s, cell_mm)) is not None]
     return Flow3DResult(
         flow,
         case3d.summary(flow),

@@ -425,6 +425,7 @@ class FlowPanel(QWidget):
                 )
             )
         reduced = _young_tsai_drops_pa(case)
+        cell_mm = result.flow.grid.cell_mm
         for stenosis, drop_pa, young_tsai_pa in zip(
             case.stenoses, result.stenosis_drops_pa, reduced, strict=True
         ):
@@ -438,7 +439,7 @@ class FlowPanel(QWidget):
                     f"3D {drop_pa / PA_PER_MMHG:.2f} mmHg against Young–Tsai "
                     f"{young_tsai_pa / PA_PER_MMHG:.2f} mmHg "
                     f"({100.0 * stenosis.area_reduction:.0f} % area)"
-                    + (f"; {note}" if (note := unresolved_note(stenosis, result.flow.grid.cell_mm)) else ""),
+                    + (f"; {note}" if (note := unresolved_note(case, stenosis, cell_mm)) else ""),
                 )
             )
         self._remove_3d_rows()

@@ -103,6 +103,7 @@ def test_the_3d_tier_on_the_sample_tree(truth_case: Path) -> None:
     # the 81 % throat (2.3 mm radius by area) is 2.7 cells across 1.7 mm cells: no reading, and said so
     throat_mm = 2.0 * data["stenoses"][0]["min_radius_mm"]
     assert stenosis["throat_cells_across"] == pytest.approx(throat_mm / 1.7, abs=0.06)
+    assert stenosis["throat_reynolds"] > 1000  # ~20 mL/s through a 4.6 mm throat: far beyond validation
     assert stenosis["resolved"] is False
     assert 0 < three_d["wall_shear_stress"]["mean_pa"] < three_d["wall_shear_stress"]["max_pa"]
 
@@ -174,3 +175,26 @@ def test_bad_waveform_input_is_one_clear_line(
     args = [str(path) if a == "FILE" else a for a in extra]
     result = run("simulate", "flow", str(truth_case), "--segment", TREE, *args, rc=1)
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_3d_tier_over_the_cardiac_cycle(truth_case: Path) -> None:
+    """--model 3d --waveform generic: the lattice's inflow follows the heartbeat (one fast cycle
+    on coarse cells keeps CI quick); the cycle's readings join the 3D block."""
+    data = json.loads(
+        run(
+            "simulate", "flow", str(truth_case), "--segment", TREE, "--flow-rate", "60", "--model", "3d",
+            "--cell-size", "1.8", "--waveform", "generic", "--heart-rate", "150", "--cycles", "1", "--json",
+        ).stdout
+    )  # fmt: skip
+    three_d, cycle = data["three_d"], data["three_d"]["cycle"]
+    assert cycle["cycles"] == 1 and cycle["period_s"] == pytest.approx(0.4)
+    assert three_d["steps"] == cycle["steps_per_cycle"] and three_d["averaged_over_steps"] == three_d["steps"]
+    inlet, *outlets = cycle["ends"]
+    assert inlet["end"] == "inlet" and len(outlets) == 2
+    assert inlet["flow_ml_s"]["mean"] == pytest.approx(60.0, rel=0.1)  # one cycle: the start-up included
+    assert inlet["flow_ml_s"]["max"] > 3 * inlet["flow_ml_s"]["mean"]
+    assert all(o["pressure_drop_mmhg"]["max"] > o["pressure_drop_mmhg"]["min"] for o in outlets)
+    assert len(cycle["samples"]["time_s"]) >= 150
+    (stenosis,) = three_d["stenoses"]
+    assert stenosis["resolved"] is False  # 1.8 mm cells: no reading of the throat, and said so
+    assert data["pulsatile"]["heart_rate_bpm"] == pytest.approx(150)  # the reduced cycle alongside

@@ -71,13 +71,18 @@ def test_oblique_tube_pressure_gradient_matches_hagen_poiseuille(oblique_tube) -
     assert abs(error) < 0.08
 
 
-@pytest.fixture(scope="module")
-def bifurcation():
+def bifurcation_mask() -> np.ndarray:
+    """A trunk (radius 4 voxels) splitting into limbs of radius 3 and 2.6."""
     shape = (64, 30, 56)
     trunk = capsule_mask(shape, (60, 15, 28), (36, 15, 28), 4.0)
     left = capsule_mask(shape, (36, 15, 28), (6, 15, 12), 3.0)
     right = capsule_mask(shape, (36, 15, 28), (6, 15, 44), 2.6)
-    mask = trunk | left | right
+    return trunk | left | right
+
+
+@pytest.fixture(scope="module")
+def bifurcation():
+    mask = bifurcation_mask()
     case = solve_case(mask, AFFINE, inflow_ml_s=1.0)
     flow = case3d.run_case_3d(case, mask, AFFINE, cell_mm=0.7, max_steps=12_000)
     return case, flow
@@ -134,3 +139,27 @@ def test_too_coarse_a_lattice_is_refused_with_a_reason(oblique_tube) -> None:
         case3d.run_case_3d(case, mask, AFFINE, cell_mm=4.2, max_steps=10)
     with pytest.raises(FlowError, match="positive"):
         resample_lumen(mask, AFFINE, 0.0)
+
+
+def test_a_3d_stenosis_drop_is_read_only_when_fine_enough_at_a_validated_reynolds_number() -> None:
+    """The 75 % waist (throat ~2 mm radius by area): at 2 mL/s its throat Reynolds number is
+    ~190, beyond the stenosis table's ~120; at 0.5 mL/s it is ~50, and then only the cell size
+    decides (8 cells across the throat)."""
+    shape = (80, 24, 24)
+    k = np.arange(shape[0])[:, None, None]
+    radius = 4.0 - 2.0 * np.exp(-(((k - 40) / 4.0) ** 2))
+    j, i = np.indices(shape[1:])
+    mask = (j - 12) ** 2 + (i - 12) ** 2 <= radius**2
+    fast, slow = (solve_case(mask, AFFINE, inflow_ml_s=q) for q in (2.0, 0.5))
+    (stenosis,) = fast.stenoses
+    throat_mm = 2 * stenosis.min_radius_mm
+    expected = 1060.0 * (2e-6 / (np.pi * (throat_mm / 2e3) ** 2)) * throat_mm * 1e-3 / VISCOSITY
+    assert case3d.throat_reynolds(fast, stenosis) == pytest.approx(expected, rel=0.02)
+    assert case3d.throat_reynolds(slow, slow.stenoses[0]) == pytest.approx(expected / 4, rel=0.02)
+    fine, coarse = throat_mm / 9, throat_mm / 5
+    note = case3d.unresolved_note(fast, stenosis, fine)
+    assert note is not None and "Reynolds number" in note and "cells" not in note
+    note = case3d.unresolved_note(fast, stenosis, coarse)
+    assert note is not None and "Reynolds number" in note and "5.0 cells" in note
+    assert case3d.unresolved_note(slow, slow.stenoses[0], fine) is None
+    assert "cells" in case3d.unresolved_note(slow, slow.stenoses[0], coarse)

@@ -122,13 +122,18 @@ def solve_case(
     )
 
 
-def solve_stented(case: FlowCase) -> ReducedResult:
-    """Steady flow with every stenosis removed (a virtual stent on each); kept on ``case``."""
+def stented_network(case: FlowCase) -> FlowNetwork:
+    """The case's network with every stenosis removed (a virtual stent on each)."""
     stented = case.network
     for index, piece in enumerate(case.pieces):
         if piece.stenosis is not None:
             stented = with_stenosis_removed(stented, index)
-    case.stented = solve_steady(stented, case.viscosity_pa_s, case.density_kg_m3)
+    return stented
+
+
+def solve_stented(case: FlowCase) -> ReducedResult:
+    """Steady flow with every stenosis removed (a virtual stent on each); kept on ``case``."""
+    case.stented = solve_steady(stented_network(case), case.viscosity_pa_s, case.density_kg_m3)
     return case.stented
 
 

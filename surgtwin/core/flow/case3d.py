@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from surgtwin.core.flow import fields, lbm_kernels
-from surgtwin.core.flow.case import FlowCase, solve_stented
+from surgtwin.core.flow.case import FlowCase, solve_stented, stented_network
 from surgtwin.core.flow.centerline import Stenosis
 from surgtwin.core.flow.errors import FlowError
 from surgtwin.core.flow.lbm import LbmResult, LbmSetup, LbmSolver, run
@@ -59,6 +59,11 @@ AVERAGE_LAST = 0.25  # an unsteady run (a jet) is read as the mean of its last q
 # A stenosis's 3D drop is read only with this many cells across its throat: the stenosis table
 # (docs/flow.md) settles to ~12 % at 7.6-10 cells, and a 4-cell throat read a wrong loss.
 RESOLVED_THROAT_CELLS = 8.0
+# ... and only at throat Reynolds numbers (mean throat velocity x throat diameter / nu) the
+# table covers (26-52 on the normal lumen: up to ~120 in the throat). Above, the jet breaks
+# down: the sample's 81 % iliac stenosis (throat Re ~1,400) read 78 mmHg at 3.3 cells and
+# 30 mmHg at 8.3 cells against 3.9 mmHg reduced: no convergence in sight on this CPU.
+RESOLVED_MAX_THROAT_REYNOLDS = 120.0
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Flow3D:
     domain: LumenDomain
     lbm: LbmResult
     seconds: float  # the whole run, lattice building included
+    cycle: Any = None  # a run over the cardiac cycle: its CycleRecord (surgtwin.core.flow.case3d_cycle)
 
     @property
     def grid(self) -> LumenGrid:
@@ -144,31 +150,19 @@ class OutletCoupling:
         self, domain: LumenDomain, setup: LbmSetup, ramp_chunks: int, resistances: dict[str, float]
     ) -> None:
         self._ramp_chunks, self._calls = ramp_chunks, 0
+        self.probe = EndProbe(domain)
         flux_scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
-        self._pressure_scale = setup.pressure_scale
         self.ends: list[_ControlledEnd] = []
-        start = 0
-        for end in domain.ends:
-            span = slice(start, start + len(end.cells))
-            start = span.stop
-            cells, axis, sign = flux_plane(domain.grid, end)
-            inward = -1 if end.name == "inlet" else 1  # + along the flow (into the vessel at the inlet)
+        for end, span in zip(domain.ends, self.probe.spans, strict=True):
             target = None if end.flow_m3_s is None else end.flow_m3_s / flux_scale
             resistance = resistances.get(end.name, 0.0) * flux_scale / setup.pressure_scale
-            self.ends.append(_ControlledEnd(span, cells, axis, sign * inward, target, resistance))
-        self._planes: list[np.ndarray] | None = None  # storage indices, from the first solver seen
+            self.ends.append(_ControlledEnd(span, target, resistance))
 
     def __call__(self, solver: LbmSolver) -> None:
         self._calls += 1
         if self._calls <= self._ramp_chunks:
             return
-        if self._planes is None:
-            self._planes = [solver.storage_index(end.plane_cells) for end in self.ends]
-        flows, pressures = [], []
-        for end, plane in zip(self.ends, self._planes, strict=True):
-            rho, u = lbm_kernels.macroscopic(solver.f, plane, solver.cx, solver.cy, solver.cz)
-            flows.append(float(np.sum(rho * u[:, end.axis])) * end.sign)
-            pressures.append(float(np.mean(rho) - 1.0) / 3.0)
+        flows, pressures = self.probe.read(solver)
         self._share_outflow(flows, pressures)
         for end, measured in zip(self.ends, flows, strict=True):
             if end.target is not None and measured > 0:
@@ -190,11 +184,37 @@ class OutletCoupling:
 @dataclass
 class _ControlledEnd:
     span: slice  # its cells in the solver's boundary arrays
-    plane_cells: np.ndarray  # its flux plane's fluid cells (n, 3), indices into the mask
-    axis: int
-    sign: int  # + along the flow
     target: float | None  # lattice flux to hold (None: the pressure outlet)
     resistance: float  # downstream resistance, lattice units (0 at the inlet)
+
+
+class EndProbe:
+    """Reads, while a run goes on, each vessel end's mass flux (lattice units, + along the
+    flow: into the vessel at the inlet, out at the outlets) and mean pressure ((ρ − 1)/3) on
+    its flux plane (:func:`flux_plane`); ``spans`` are the ends' cells in the solver's
+    boundary arrays (the order of ``domain.boundaries()``)."""
+
+    def __init__(self, domain: LumenDomain) -> None:
+        self.spans: list[slice] = []
+        self._planes: list[tuple[np.ndarray, int, int]] = []  # cells (n, 3), axis, sign along the flow
+        start = 0
+        for end in domain.ends:
+            self.spans.append(slice(start, start + len(end.cells)))
+            start += len(end.cells)
+            cells, axis, sign = flux_plane(domain.grid, end)
+            inward = -1 if end.name == "inlet" else 1  # + along the flow (into the vessel at the inlet)
+            self._planes.append((cells, axis, sign * inward))
+        self._stored: list[np.ndarray] | None = None  # storage indices, from the first solver seen
+
+    def read(self, solver: LbmSolver) -> tuple[list[float], list[float]]:
+        if self._stored is None:
+            self._stored = [solver.storage_index(cells) for cells, _, _ in self._planes]
+        flows, pressures = [], []
+        for stored, (_, axis, sign) in zip(self._stored, self._planes, strict=True):
+            rho, u = lbm_kernels.macroscopic(solver.f, stored, solver.cx, solver.cy, solver.cz)
+            flows.append(float(np.sum(rho * u[:, axis])) * sign)
+            pressures.append(float(np.mean(rho) - 1.0) / 3.0)
+        return flows, pressures
 
 
 def narrowest_radius_mm(case: FlowCase) -> float:
@@ -247,13 +267,15 @@ def peak_velocity_m_s(case: FlowCase) -> float:
     return 2.0 * fastest
 
 
-def lattice_setup(case: FlowCase, cell_mm: float) -> LbmSetup:
+def lattice_setup(case: FlowCase, cell_mm: float, peak_factor: float = 1.0) -> LbmSetup:
     """Lattice units for the case: the time step keeps the fastest flow (see
     :func:`peak_velocity_m_s`) at MAX_LATTICE_VELOCITY or below (Mach number) and the
     reduced model's largest pressure drop at MAX_DENSITY_CHANGE of the lattice density or
-    below (the lattice is slightly compressible: slow viscous flows need smaller steps)."""
-    peak = peak_velocity_m_s(case)
-    largest_drop = max((o.pressure_drop_pa for o in case.result.outlets), default=0.0)
+    below (the lattice is slightly compressible: slow viscous flows need smaller steps).
+    ``peak_factor``: the inflow's peak over its mean (a cardiac waveform); flows and drops are
+    scaled by it."""
+    peak = peak_velocity_m_s(case) * peak_factor
+    largest_drop = max((o.pressure_drop_pa for o in case.result.outlets), default=0.0) * peak_factor
     # density change = 3 dp / (rho (dx/dt)^2) <= MAX_DENSITY_CHANGE  =>  dx/dt >= sqrt(3 dp / (rho max))
     min_lattice_speed = np.sqrt(3.0 * max(largest_drop, 0.0) / (case.density_kg_m3 * MAX_DENSITY_CHANGE))
     lattice_velocity = MAX_LATTICE_VELOCITY
@@ -286,6 +308,29 @@ def run_case_3d(
 ) -> Flow3D:
     """Run the 3D preview on the vessel traced in ``case`` (the same mask and affine)."""
     started = time.perf_counter()
+    domain = lattice_domain(case, mask_kji, ijk_to_lps, cell_mm, max_cells)
+    setup = lattice_setup(case, domain.grid.cell_mm)
+    ramp = min(RAMP_STEPS, max_steps // 4 // CHECK_EVERY * CHECK_EVERY)  # short runs: a short ramp
+    result = run(
+        domain.grid.fluid,
+        setup,
+        boundaries=domain.boundaries(),
+        tolerance=tolerance,
+        check_every=CHECK_EVERY,
+        max_steps=max_steps,
+        ramp_steps=ramp,
+        control=OutletCoupling(domain, setup, ramp // CHECK_EVERY, outlet_resistances(case)),
+        average_last=AVERAGE_LAST,
+        progress=progress,
+    )
+    return Flow3D(domain, result, time.perf_counter() - started)
+
+
+def lattice_domain(
+    case: FlowCase, mask_kji: np.ndarray, ijk_to_lps: np.ndarray, cell_mm: float | None, max_cells: int
+) -> LumenDomain:
+    """The case's vessel on a lattice of ``cell_mm`` (None: :func:`choose_cell_mm`), its ends cut
+    flat; FlowError when the narrowest lumen is too few cells across or the lattice too large."""
     chosen = cell_mm is None
     if cell_mm is None:
         cell_mm = choose_cell_mm(case, mask_kji, ijk_to_lps, max_cells)
@@ -310,21 +355,7 @@ def run_case_3d(
             f"{cell_mm:.2f} mm cells give {fluid_cells:,} fluid cells (budget {max_cells:,}): "
             "choose larger cells."
         )
-    setup = lattice_setup(case, cell_mm)
-    ramp = min(RAMP_STEPS, max_steps // 4 // CHECK_EVERY * CHECK_EVERY)  # short runs: a short ramp
-    result = run(
-        domain.grid.fluid,
-        setup,
-        boundaries=domain.boundaries(),
-        tolerance=tolerance,
-        check_every=CHECK_EVERY,
-        max_steps=max_steps,
-        ramp_steps=ramp,
-        control=OutletCoupling(domain, setup, ramp // CHECK_EVERY, outlet_resistances(case)),
-        average_last=AVERAGE_LAST,
-        progress=progress,
-    )
-    return Flow3D(domain, result, time.perf_counter() - started)
+    return domain
 
 
 # --- what-if: a virtual stent ------------------------------------------------------------------
@@ -358,9 +389,9 @@ def stented_mask(case: FlowCase, mask_kji: np.ndarray, ijk_to_lps: np.ndarray) -
 
 
 def stented_case(case: FlowCase) -> FlowCase:
-    """The case with the reduced model's stented flow split (the traced tree and lesions kept, so
-    the 3D drops are read at the same places)."""
-    return replace(case, result=case.stented or solve_stented(case))
+    """The case with the stented network and its reduced flow split (the traced tree and lesions
+    kept, so the 3D drops are read at the same places)."""
+    return replace(case, network=stented_network(case), result=case.stented or solve_stented(case))
 
 
 # --- rows (JSON-ready) --------------------------------------------------------------------------
@@ -419,13 +450,15 @@ def stenosis_rows_3d(flow: Flow3D, case: FlowCase) -> list[dict[str, Any]]:
         if stenosis is None or id(stenosis) not in drops:
             continue
         across = round(throat_cells_across(stenosis, flow.grid.cell_mm), 1)  # as shown, as judged
+        reynolds = round(throat_reynolds(case, stenosis), 1)
         rows.append(
             {
                 "position_lps_mm": np.asarray(stenosis.position_lps).round(2).tolist(),
                 "pressure_drop_pa": drops[id(stenosis)],
                 "pressure_drop_mmhg": drops[id(stenosis)] / PA_PER_MMHG,
                 "throat_cells_across": across,
-                "resolved": across >= RESOLVED_THROAT_CELLS,
+                "throat_reynolds": reynolds,
+                "resolved": across >= RESOLVED_THROAT_CELLS and reynolds <= RESOLVED_MAX_THROAT_REYNOLDS,
             }
         )
     return rows
@@ -436,16 +469,36 @@ def throat_cells_across(stenosis: Stenosis, cell_mm: float) -> float:
     return 2.0 * stenosis.min_radius_mm / cell_mm
 
 
-def unresolved_note(stenosis: Stenosis, cell_mm: float) -> str | None:
-    """Why a stenosis's 3D drop is no reading on this lattice, or None when it is resolved."""
-    across = throat_cells_across(stenosis, cell_mm)
-    if across >= RESOLVED_THROAT_CELLS:
-        return None
-    finest = 2.0 * stenosis.min_radius_mm / RESOLVED_THROAT_CELLS
-    return (
-        f"the stenosis throat spans {across:.1f} cells (at least {RESOLVED_THROAT_CELLS:.0f} needed for its "
-        f"3D drop; cells of at most {finest:.2f} mm): its 3D drop is not a reading"
+def throat_reynolds(case: FlowCase, stenosis: Stenosis) -> float:
+    """ρ U d / μ in the throat: the reduced model's (steady) flow through the stenosed segment
+    over the throat's area, d its diameter by area."""
+    flow = next(
+        abs(case.result.segment_flows_m3_s[i]) for i, p in enumerate(case.pieces) if p.stenosis is stenosis
     )
+    radius_m = stenosis.min_radius_mm * 1e-3
+    velocity = flow / (np.pi * radius_m**2)
+    return float(case.density_kg_m3 * velocity * 2.0 * radius_m / case.viscosity_pa_s)
+
+
+def unresolved_note(case: FlowCase, stenosis: Stenosis, cell_mm: float) -> str | None:
+    """Why a stenosis's 3D drop is no reading on this lattice, or None when it is one."""
+    reasons = []
+    across = throat_cells_across(stenosis, cell_mm)
+    if across < RESOLVED_THROAT_CELLS:
+        finest = 2.0 * stenosis.min_radius_mm / RESOLVED_THROAT_CELLS
+        reasons.append(
+            f"its throat spans {across:.1f} cells (at least {RESOLVED_THROAT_CELLS:.0f} needed; cells of at "
+            f"most {finest:.2f} mm)"
+        )
+    reynolds = throat_reynolds(case, stenosis)
+    if reynolds > RESOLVED_MAX_THROAT_REYNOLDS:
+        reasons.append(
+            f"its throat Reynolds number is {reynolds:.0f}, beyond the "
+            f"{RESOLVED_MAX_THROAT_REYNOLDS:.0f} the 3D stenosis loss was validated to"
+        )
+    if not reasons:
+        return None
+    return "the stenosis's 3D drop is not a reading: " + "; ".join(reasons)
 
 
 def stenosis_drops_pa(flow: Flow3D, case: FlowCase) -> list[float]:

@@ -62,7 +62,7 @@ def pulsatile_summary(case: FlowCase, result: PulsatileResult, waveform: Wavefor
             {
                 "branch": piece.branch,
                 "position_lps_mm": case.tree.branches[piece.branch].points_lps[-1].round(2).tolist(),
-                "flow_ml_s": _spread(result.segment_flows_m3_s[:, k] * 1e6),
+                "flow_ml_s": spread(result.segment_flows_m3_s[:, k] * 1e6),
                 "pressure_mmhg": _pressures(result.node_pressures_pa[:, k + 1] / PA_PER_MMHG),
                 "windkessel": {
                     "proximal_pa_s_m3": windkessel.proximal,
@@ -95,7 +95,7 @@ def pulsatile_summary(case: FlowCase, result: PulsatileResult, waveform: Wavefor
         "cycles": result.cycles,
         "periodic": result.periodic,
         "solve_seconds": result.solve_seconds,
-        "inflow_ml_s": _spread(result.inflow_m3_s * 1e6),
+        "inflow_ml_s": spread(result.inflow_m3_s * 1e6),
         "inlet_pressure_mmhg": _pressures(inlet),
         "outlets": outlets,
         "stenoses": stenoses,
@@ -107,7 +107,7 @@ def pulsatile_summary(case: FlowCase, result: PulsatileResult, waveform: Wavefor
     }
 
 
-def _spread(values: np.ndarray) -> dict[str, float]:
+def spread(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "max": float(values.max()), "min": float(values.min())}
 
 

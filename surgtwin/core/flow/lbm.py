@@ -303,18 +303,18 @@ def run(
     impulsive start sends pressure waves that a low-viscosity lattice damps slowly).
     ``control(solver)`` runs after every chunk; it may change ``solver.velocity_gain`` (a factor
     per boundary cell on the prescribed velocity), e.g. to hold a measured flow rate.
-    ``average_last`` (0..1): a run that ends unsteady at ``max_steps`` returns the fields
-    averaged over that final fraction of it (sampled every ``check_every`` steps), the usual
-    reading of an unsteady jet; a run that settles returns its last step's fields.
+    ``average_last`` (0 to 1): a run that ends unsteady at ``max_steps``, or runs a fixed number
+    of ``steps``, returns the fields averaged over that final fraction of it (sampled every
+    ``check_every`` steps): the usual reading of an unsteady jet, or the last of several cardiac
+    cycles; a run that settles returns its last step's fields.
     Raises FlowError if the flow blows up (NaN), naming what to change.
     """
     progress = ensure_progress(progress)
-    if not 0.0 <= average_last < 1.0:
-        raise FlowError(f"the averaged fraction of a run must be in [0, 1), not {average_last}")
+    if not 0.0 <= average_last <= 1.0:
+        raise FlowError(f"the averaged fraction of a run must be in [0, 1], not {average_last}")
     solver = LbmSolver(mask, setup, axis, inlet_profile, boundaries=boundaries)
     total = steps if steps is not None else max_steps
-    # a fixed step count is read at its last step: nothing to average
-    average_from = total - int(average_last * total) if average_last > 0 and steps is None else total + 1
+    average_from = total - int(average_last * total) if average_last > 0 else total + 1
     mean = _RunningMean()
     progress.start("3D flow", total)
     done, seconds, converged = 0, 0.0, steps is not None
@@ -345,4 +345,5 @@ def run(
             if change < tolerance:
                 converged = True
                 break
-    return solver.result(done, seconds, converged, None if converged else mean)
+    settled = converged and steps is None  # a fixed run is "converged" by definition: not settled
+    return solver.result(done, seconds, converged, None if settled else mean)

@@ -1,0 +1,205 @@
+"""The 3D preview over the cardiac cycle: the lattice's inflow follows a waveform, and every
+outlet but the largest follows the pulsatile reduced model's flow through it
+(:mod:`surgtwin.core.flow.pulsatile`, RCR outlets); the largest holds the reference pressure.
+
+The time step is sized on the waveform's peak. The run lasts whole cycles (the first washes out
+the start from rest); every chunk of steps records each end's flow and pressure, and the last
+cycle is returned as time series (:class:`CycleRecord`) with the fields averaged over it
+(the cycle-mean flow, not the flow at the mean inflow: the losses grow faster than the flow).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from surgtwin.core.flow.case import FlowCase
+from surgtwin.core.flow.case3d import (
+    DEFAULT_MAX_CELLS,
+    EndProbe,
+    Flow3D,
+    lattice_domain,
+    lattice_setup,
+)
+from surgtwin.core.flow.case_pulsatile import solve_case_pulsatile, spread
+from surgtwin.core.flow.errors import FlowError
+from surgtwin.core.flow.lbm import LbmSetup, LbmSolver, run
+from surgtwin.core.flow.lumen import LumenDomain
+from surgtwin.core.flow.pulsatile import PulsatileResult, Waveform
+from surgtwin.core.flow.reduced import PA_PER_MMHG
+from surgtwin.core.progress import Progress
+
+CHUNKS_PER_CYCLE = 200  # the waveform is applied, and the ends read, once per chunk of steps
+MAX_CHUNK_STEPS = 100
+DEFAULT_CYCLES = 2
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """The last cycle of a pulsatile 3D run, one sample per chunk of steps."""
+
+    times_s: np.ndarray  # (n,) from the start of the last cycle
+    end_names: tuple[str, ...]
+    flows_m3_s: np.ndarray  # (n, ends): into the vessel at the inlet, out of it at the outlets
+    pressures_pa: np.ndarray  # (n, ends): mean on each end's flux plane, gauge (reference outlet 0)
+    cycles: int
+    steps_per_cycle: int
+    period_s: float
+
+
+class CycleDriver:
+    """The run's control, called after each chunk of steps: records the ends, then sets the
+    next chunk's inflow from the waveform and each flow-holding outlet's flow from the reduced
+    model's pulsatile solution (as gains on the steady flows the boundaries were built with).
+    A velocity boundary on a staircased cut delivers a few per cent more or less than it is
+    given, so after every cycle each such end's gains are scaled by its wanted over measured
+    mean flow, as the steady run's controller does continuously. The first chunk runs at the
+    mean flow; the first cycle, discarded, washes that out and calibrates."""
+
+    def __init__(
+        self, domain: LumenDomain, setup: LbmSetup, case: FlowCase, reduced: PulsatileResult, chunk: int
+    ) -> None:
+        self.setup, self.chunk = setup, chunk
+        self.probe = EndProbe(domain)
+        self._flux_scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
+        outlet_segment = _outlet_segments(case)
+        period = reduced.times_s[-1]
+        self._profiles: list[tuple[slice, np.ndarray, np.ndarray]] = []  # span, times, gain
+        self._ends: list[tuple[int, float]] = []  # per profile: its end's index, its steady flow
+        for n, (end, span) in enumerate(zip(domain.ends, self.probe.spans, strict=True)):
+            if end.flow_m3_s is None:
+                continue  # the pressure outlet takes what is left
+            if end.name == "inlet":
+                flows = reduced.inflow_m3_s
+            else:
+                flows = reduced.segment_flows_m3_s[:, outlet_segment[end.name]]
+            # periodic: the reduced model's samples end at one period; prepend t = 0
+            times = np.concatenate([[0.0], reduced.times_s])
+            gains = np.concatenate([[flows[-1]], flows]) / end.flow_m3_s
+            self._profiles.append((span, times, gains))
+            self._ends.append((n, end.flow_m3_s))
+        self.correction = np.ones(len(self._profiles))
+        self._wanted = np.zeros(len(self._profiles))  # this cycle's sums, m³/s
+        self._measured = np.zeros(len(self._profiles))
+        self._applied = np.ones(len(self._profiles))  # the running chunk's gains (first: steady flows)
+        self.period = float(period)
+        self.chunks = 0
+        self.samples: list[tuple[float, list[float], list[float]]] = []
+
+    def gain_at(self, profile: tuple[slice, np.ndarray, np.ndarray], t_s: float) -> float:
+        _, times, gains = profile
+        return float(np.interp(t_s % self.period, times, gains))
+
+    def __call__(self, solver: LbmSolver) -> None:
+        self.chunks += 1
+        t = self.chunks * self.chunk * self.setup.dt_s
+        flows, pressures = self.probe.read(solver)
+        self.samples.append((t, flows, pressures))
+        for k, (n, steady) in enumerate(self._ends):
+            self._wanted[k] += self._applied[k] * steady
+            self._measured[k] += flows[n] * self._flux_scale
+        if int(t / self.period) > int((t - self.chunk * self.setup.dt_s) / self.period):  # a cycle ended
+            ok = (self._wanted > 0) & (self._measured > 0)
+            ratio = np.divide(self._wanted, self._measured, out=np.ones_like(self._wanted), where=ok)
+            self.correction = np.clip(self.correction * ratio, 0.8, 1.25)
+            self._wanted[:], self._measured[:] = 0.0, 0.0
+        middle = t + 0.5 * self.chunk * self.setup.dt_s  # of the next chunk
+        for k, profile in enumerate(self._profiles):
+            self._applied[k] = self.gain_at(profile, middle)
+            solver.velocity_gain[profile[0]] = self._applied[k] * self.correction[k]
+
+    def record(self, names: tuple[str, ...], cycles: int, steps_per_cycle: int) -> CycleRecord:
+        end = self.samples[-1][0]
+        last = [s for s in self.samples if s[0] > end - self.period + 1e-12]
+        times = np.array([s[0] for s in last]) - (end - self.period)
+        flows = np.array([s[1] for s in last]) * self._flux_scale
+        pressures = np.array([s[2] for s in last]) * self.setup.pressure_scale
+        return CycleRecord(times, names, flows, pressures, cycles, steps_per_cycle, self.period)
+
+
+def run_case_3d_cycle(
+    case: FlowCase,
+    mask_kji: np.ndarray,
+    ijk_to_lps: np.ndarray,
+    waveform: Waveform,
+    *,
+    cycles: int = DEFAULT_CYCLES,
+    cell_mm: float | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_steps: int = 400_000,
+    progress: Progress | None = None,
+) -> Flow3D:
+    """The 3D preview of ``case`` over ``cycles`` heartbeats of ``waveform`` (whose mean must be
+    the case's inflow); the fields are the mean over the last cycle, ``Flow3D.cycle`` its ends'
+    time series."""
+    started = time.perf_counter()
+    if cycles < 1:
+        raise FlowError("A pulsatile 3D run needs at least one cycle.")
+    if not math.isclose(waveform.mean_m3_s, case.network.inflow_m3_s, rel_tol=1e-6):
+        raise FlowError("The waveform's mean flow must be the case's inflow (solve the case at that flow).")
+    domain = lattice_domain(case, mask_kji, ijk_to_lps, cell_mm, max_cells)
+    peak_factor = max(max(waveform.flows_m3_s) / waveform.mean_m3_s, 1.0)
+    setup = lattice_setup(case, domain.grid.cell_mm, peak_factor)
+    cycle_steps = waveform.period_s / setup.dt_s
+    chunk = int(np.clip(cycle_steps // CHUNKS_PER_CYCLE, 1, MAX_CHUNK_STEPS))
+    steps_per_cycle = math.ceil(cycle_steps / chunk) * chunk
+    total = cycles * steps_per_cycle
+    if total > max_steps:
+        raise FlowError(
+            f"{cycles} cardiac cycles need {total:,} steps with {domain.grid.cell_mm:.2f} mm cells "
+            f"(more than the {max_steps:,} allowed): allow more steps, fewer cycles or larger cells."
+        )
+    reduced = solve_case_pulsatile(case, waveform)
+    driver = CycleDriver(domain, setup, case, reduced, chunk)
+    result = run(
+        domain.grid.fluid,
+        setup,
+        steps=total,
+        boundaries=domain.boundaries(),
+        check_every=chunk,
+        control=driver,
+        average_last=1.0 / cycles,
+        progress=progress,
+    )
+    names = tuple(end.name for end in domain.ends)
+    return Flow3D(
+        domain, result, time.perf_counter() - started, driver.record(names, cycles, steps_per_cycle)
+    )
+
+
+def cycle_rows(flow: Flow3D) -> dict[str, Any]:
+    """The last cycle's readings per end (flow; for outlets the pressure drop from the inlet),
+    and a time series for plotting."""
+    record: CycleRecord = flow.cycle
+    ends = []
+    for n, name in enumerate(record.end_names):
+        row: dict[str, Any] = {"end": name, "flow_ml_s": spread(record.flows_m3_s[:, n] * 1e6)}
+        if n > 0:
+            drop = (record.pressures_pa[:, 0] - record.pressures_pa[:, n]) / PA_PER_MMHG
+            row["pressure_drop_mmhg"] = spread(drop)
+        ends.append(row)
+    return {
+        "cycles": record.cycles,
+        "steps_per_cycle": record.steps_per_cycle,
+        "period_s": record.period_s,
+        "ends": ends,
+        "samples": {
+            "time_s": record.times_s.round(5).tolist(),
+            "inflow_ml_s": (record.flows_m3_s[:, 0] * 1e6).round(4).tolist(),
+            "inlet_pressure_mmhg": (record.pressures_pa[:, 0] / PA_PER_MMHG).round(3).tolist(),
+        },
+    }
+
+
+def _outlet_segments(case: FlowCase) -> dict[str, int]:
+    """Outlet end name ("outlet 1", ...) -> the reduced network's segment index."""
+    by_branch = {case.pieces[o.segment_index].branch: o.segment_index for o in case.result.outlets}
+    return {
+        f"outlet {n}": by_branch[b]
+        for n, b in enumerate(case.tree.outlet_branches, start=1)
+        if b in by_branch
+    }
