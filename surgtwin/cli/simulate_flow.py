@@ -54,16 +54,16 @@ def cmd_flow(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.segment.split(",") if name.strip()]
     if not names:
         raise SurgTwinError("--segment needs a segment name", code="usage")
-    scene = load_case(Path(args.case))
-    mask, ijk_to_lps = vessel_mask(scene, names)
-    inlet = _vector(args.inlet, "a point in LPS mm") if args.inlet else None
-    started = time.perf_counter()
     measured = None
-    if waveform_file is not None:
+    if waveform_file is not None:  # read first: a bad file is told before the case is loaded
         from surgtwin.core.flow.case_pulsatile import read_waveform_csv
 
         measured = read_waveform_csv(waveform_file)
         args.flow_rate = measured.mean_m3_s * 1e6  # the steady tiers run at the cycle's mean
+    scene = load_case(Path(args.case))
+    mask, ijk_to_lps = vessel_mask(scene, names)
+    inlet = _vector(args.inlet, "a point in LPS mm") if args.inlet else None
+    started = time.perf_counter()
     case = solve_case(
         mask, ijk_to_lps, inlet_lps=inlet, inflow_ml_s=args.flow_rate, viscosity_pa_s=viscosity,
         density_kg_m3=density,
@@ -149,8 +149,8 @@ def _check_3d_options(args: argparse.Namespace) -> None:
     default_steps = DEFAULT_MAX_STEPS if args.waveform is None else DEFAULT_MAX_CYCLE_STEPS
     args.max_steps = default_steps if args.max_steps is None else args.max_steps
     args.cycles = DEFAULT_CYCLES if args.cycles is None else args.cycles
-    if not args.max_cells > 0 or not args.max_steps > 0 or not 1 <= args.cycles <= 20:
-        raise SurgTwinError("--max-cells and --max-steps must be positive, --cycles 1 to 20", code="usage")
+    if not args.max_cells > 0 or not args.max_steps > 0 or not 2 <= args.cycles <= 20:
+        raise SurgTwinError("--max-cells and --max-steps must be positive, --cycles 2 to 20", code="usage")
     if args.fields and Path(args.fields).suffix.lower() != ".npz":
         raise SurgTwinError("--fields writes a NumPy archive: give a path ending in .npz", code="usage")
 
@@ -229,8 +229,11 @@ def _run_3d(
     from surgtwin.core.flow import case3d
     from surgtwin.core.progress import Progress
 
+    printed = [0]  # the last step count shown: chunks of any length cross each 2,000 once
+
     def report(stage: str, done: int, total: int) -> None:
-        if not args.json and total and done % 2000 == 0:
+        if not args.json and total and done // 2000 > printed[0] // 2000:
+            printed[0] = done
             print(f"  3D: step {done} of at most {total}", file=sys.stderr)
 
     def run_3d(case: Any, mask: np.ndarray, cell_mm: float | None, progress: Any = None) -> Any:

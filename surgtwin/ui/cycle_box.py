@@ -29,8 +29,7 @@ class CardiacCycleBox(QWidget):
         self.setObjectName("cardiac_cycle_box")
         self.context = context
         self.case: FlowCase | None = None
-        self.result: PulsatileResult | None = None
-        self.summary: dict[str, Any] | None = None
+        self.summary: dict[str, Any] | None = None  # the last cycle solved (pulsatile_summary)
         self._generation = 0  # a new case or Clear: a late result of the old one is dropped
         self.heart_rate = number_box(20.0, 300.0, 70.0, " beats/min", 0)
         self.solve_button = QPushButton("Solve cycle")
@@ -55,7 +54,7 @@ class CardiacCycleBox(QWidget):
     def set_case(self, case: FlowCase | None) -> None:
         """The flow panel computed ``case`` (None: cleared); any cycle shown belonged to the old one."""
         self._generation += 1
-        self.case, self.result, self.summary = case, None, None
+        self.case, self.summary = case, None
         self.readings.setText(IDLE_TEXT if case is None else "Press Solve cycle")
         self.plot.clear()
         self.solve_button.setEnabled(case is not None)
@@ -65,14 +64,22 @@ class CardiacCycleBox(QWidget):
             return False
         case, rate, generation = self.case, self.heart_rate.value(), self._generation
 
-        def work(_progress: Any) -> tuple[PulsatileResult, dict[str, Any]]:
-            waveform = Waveform.generic(case.network.inflow_m3_s, heart_rate_bpm=rate)
-            result = solve_case_pulsatile(case, waveform)
-            return result, pulsatile_summary(case, result, waveform)
+        def work(progress: Any) -> tuple[PulsatileResult, dict[str, Any]] | BaseException:
+            try:
+                waveform = Waveform.generic(case.network.inflow_m3_s, heart_rate_bpm=rate)
+                result = solve_case_pulsatile(case, waveform, progress)  # cancellable between cycles
+                return result, pulsatile_summary(case, result, waveform)
+            except Exception as exc:  # noqa: BLE001 - FlowError, cancelled, ...: done() tells it
+                return exc
 
-        def done(outcome: tuple[PulsatileResult, dict[str, Any]]) -> None:
-            if generation == self._generation:
-                self._show(*outcome)
+        def done(outcome: tuple[PulsatileResult, dict[str, Any]] | BaseException) -> None:
+            if generation != self._generation:
+                return  # a new case or Clear meanwhile: the result is stale
+            if isinstance(outcome, BaseException):
+                self.readings.setText("Press Solve cycle")
+                self.context.report_error(TITLE, outcome)
+                return
+            self._show(*outcome)
 
         if not self.context.run_task(TITLE, work, done):
             self.readings.setText("Busy with another task; try again when it has finished")
@@ -81,7 +88,7 @@ class CardiacCycleBox(QWidget):
         return True
 
     def _show(self, result: PulsatileResult, summary: dict[str, Any]) -> None:
-        self.result, self.summary = result, summary
+        self.summary = summary
         inlet = summary["inlet_pressure_mmhg"]
         lines = [
             f"Inlet {inlet['systolic']:.0f}/{inlet['diastolic']:.0f} mmHg (mean {inlet['mean']:.0f}) at "

@@ -39,7 +39,9 @@ def test_the_inflow_follows_the_waveform_and_mass_is_conserved_over_the_cycle(pu
     assert outflow.mean() == pytest.approx(inflow.mean(), rel=0.02)  # nothing stored over a cycle
     summary = case3d.summary(flow)
     assert summary["averaged_over_steps"] == record.steps_per_cycle  # fields: the last cycle's mean
-    assert summary["steps"] == 2 * record.steps_per_cycle
+    assert summary["steps"] == 2 * record.steps_per_cycle and summary["converged"] is None
+    # the staircased inlet delivered a few per cent off at first: the first cycle calibrated it
+    assert 0.005 < abs(record.corrections["inlet"] - 1.0) < 0.2
 
 
 def test_the_flow_holding_outlet_follows_the_pulsatile_reduced_model(pulsing_bifurcation) -> None:
@@ -74,5 +76,5 @@ def test_bad_cycle_runs_are_refused_with_the_reason(pulsing_bifurcation) -> None
         run_case_3d_cycle(case, mask, AFFINE, waveform, cell_mm=0.7, max_steps=1000)
     with pytest.raises(FlowError, match="mean flow must be the case's inflow"):
         run_case_3d_cycle(case, mask, AFFINE, waveform.scaled_to(2e-6), cell_mm=0.7)
-    with pytest.raises(FlowError, match="at least one cycle"):
-        run_case_3d_cycle(case, mask, AFFINE, waveform, cycles=0, cell_mm=0.7)
+    with pytest.raises(FlowError, match="at least 2 cycles"):
+        run_case_3d_cycle(case, mask, AFFINE, waveform, cycles=1, cell_mm=0.7)

@@ -267,15 +267,21 @@ def peak_velocity_m_s(case: FlowCase) -> float:
     return 2.0 * fastest
 
 
-def lattice_setup(case: FlowCase, cell_mm: float, peak_factor: float = 1.0) -> LbmSetup:
+def lattice_setup(
+    case: FlowCase, cell_mm: float, peak_factor: float = 1.0, largest_drop_pa: float | None = None
+) -> LbmSetup:
     """Lattice units for the case: the time step keeps the fastest flow (see
     :func:`peak_velocity_m_s`) at MAX_LATTICE_VELOCITY or below (Mach number) and the
     reduced model's largest pressure drop at MAX_DENSITY_CHANGE of the lattice density or
     below (the lattice is slightly compressible: slow viscous flows need smaller steps).
-    ``peak_factor``: the inflow's peak over its mean (a cardiac waveform); flows and drops are
-    scaled by it."""
+    Over a cardiac cycle, ``peak_factor`` (the largest peak over steady flow of any segment)
+    scales the fastest flow and ``largest_drop_pa`` replaces the steady drop."""
     peak = peak_velocity_m_s(case) * peak_factor
-    largest_drop = max((o.pressure_drop_pa for o in case.result.outlets), default=0.0) * peak_factor
+    largest_drop = (
+        max((o.pressure_drop_pa for o in case.result.outlets), default=0.0)
+        if largest_drop_pa is None
+        else largest_drop_pa
+    )
     # density change = 3 dp / (rho (dx/dt)^2) <= MAX_DENSITY_CHANGE  =>  dx/dt >= sqrt(3 dp / (rho max))
     min_lattice_speed = np.sqrt(3.0 * max(largest_drop, 0.0) / (case.density_kg_m3 * MAX_DENSITY_CHANGE))
     lattice_velocity = MAX_LATTICE_VELOCITY
@@ -403,7 +409,7 @@ def summary(flow: Flow3D) -> dict[str, Any]:
         "cells": int(lbm.fluid_cells),
         "lattice_shape": list(flow.grid.fluid.shape),
         "steps": int(lbm.steps),
-        "converged": bool(lbm.converged),
+        "converged": bool(lbm.converged) if flow.cycle is None else None,  # a cycle run: fixed length
         "averaged_over_steps": int(lbm.averaged_steps),
         "mlups": round(float(lbm.mlups), 2),
         "solver_memory_mb": round(lbm.solver_bytes / 2**20, 1),
@@ -450,7 +456,9 @@ def stenosis_rows_3d(flow: Flow3D, case: FlowCase) -> list[dict[str, Any]]:
         if stenosis is None or id(stenosis) not in drops:
             continue
         across = round(throat_cells_across(stenosis, flow.grid.cell_mm), 1)  # as shown, as judged
-        reynolds = round(throat_reynolds(case, stenosis), 1)
+        # over a cardiac cycle the systolic peak decides (the cycle record's peak factor)
+        factor = 1.0 if flow.cycle is None else flow.cycle.peak_factor
+        reynolds = round(throat_reynolds(case, stenosis, factor), 1)
         rows.append(
             {
                 "position_lps_mm": np.asarray(stenosis.position_lps).round(2).tolist(),
@@ -469,18 +477,21 @@ def throat_cells_across(stenosis: Stenosis, cell_mm: float) -> float:
     return 2.0 * stenosis.min_radius_mm / cell_mm
 
 
-def throat_reynolds(case: FlowCase, stenosis: Stenosis) -> float:
-    """ρ U d / μ in the throat: the reduced model's (steady) flow through the stenosed segment
-    over the throat's area, d its diameter by area."""
+def throat_reynolds(case: FlowCase, stenosis: Stenosis, flow_factor: float = 1.0) -> float:
+    """ρ U d / μ in the throat: the reduced model's (steady) flow through the stenosed segment,
+    times ``flow_factor`` (a cycle's systolic peak over the mean), over the throat's area, d its
+    diameter by area."""
     flow = next(
         abs(case.result.segment_flows_m3_s[i]) for i, p in enumerate(case.pieces) if p.stenosis is stenosis
     )
     radius_m = stenosis.min_radius_mm * 1e-3
-    velocity = flow / (np.pi * radius_m**2)
+    velocity = flow * flow_factor / (np.pi * radius_m**2)
     return float(case.density_kg_m3 * velocity * 2.0 * radius_m / case.viscosity_pa_s)
 
 
-def unresolved_note(case: FlowCase, stenosis: Stenosis, cell_mm: float) -> str | None:
+def unresolved_note(
+    case: FlowCase, stenosis: Stenosis, cell_mm: float, flow_factor: float = 1.0
+) -> str | None:
     """Why a stenosis's 3D drop is no reading on this lattice, or None when it is one."""
     reasons = []
     across = throat_cells_across(stenosis, cell_mm)
@@ -490,7 +501,7 @@ def unresolved_note(case: FlowCase, stenosis: Stenosis, cell_mm: float) -> str |
             f"its throat spans {across:.1f} cells (at least {RESOLVED_THROAT_CELLS:.0f} needed; cells of at "
             f"most {finest:.2f} mm)"
         )
-    reynolds = throat_reynolds(case, stenosis)
+    reynolds = throat_reynolds(case, stenosis, flow_factor)
     if reynolds > RESOLVED_MAX_THROAT_REYNOLDS:
         reasons.append(
             f"its throat Reynolds number is {reynolds:.0f}, beyond the "

@@ -49,6 +49,8 @@ class CycleRecord:
     cycles: int
     steps_per_cycle: int
     period_s: float
+    peak_factor: float  # the largest systolic peak over steady flow of any segment (sizes the step)
+    corrections: dict[str, float]  # per velocity end: the scale its boundary needed to deliver its flow
 
 
 class CycleDriver:
@@ -112,13 +114,20 @@ class CycleDriver:
             self._applied[k] = self.gain_at(profile, middle)
             solver.velocity_gain[profile[0]] = self._applied[k] * self.correction[k]
 
-    def record(self, names: tuple[str, ...], cycles: int, steps_per_cycle: int) -> CycleRecord:
-        end = self.samples[-1][0]
-        last = [s for s in self.samples if s[0] > end - self.period + 1e-12]
-        times = np.array([s[0] for s in last]) - (end - self.period)
+    def record(
+        self, names: tuple[str, ...], cycles: int, steps_per_cycle: int, peak_factor: float
+    ) -> CycleRecord:
+        """The last cycle on the lattice (its last steps_per_cycle steps, the fields' averaging
+        window; a whole number of chunks, so up to one chunk longer than the period)."""
+        last = self.samples[-(steps_per_cycle // self.chunk) :]
+        start = last[0][0] - self.chunk * self.setup.dt_s
+        times = np.array([s[0] for s in last]) - start
         flows = np.array([s[1] for s in last]) * self._flux_scale
         pressures = np.array([s[2] for s in last]) * self.setup.pressure_scale
-        return CycleRecord(times, names, flows, pressures, cycles, steps_per_cycle, self.period)
+        corrections = {names[n]: float(c) for (n, _), c in zip(self._ends, self.correction, strict=True)}
+        return CycleRecord(
+            times, names, flows, pressures, cycles, steps_per_cycle, self.period, peak_factor, corrections
+        )
 
 
 def run_case_3d_cycle(
@@ -137,13 +146,16 @@ def run_case_3d_cycle(
     the case's inflow); the fields are the mean over the last cycle, ``Flow3D.cycle`` its ends'
     time series."""
     started = time.perf_counter()
-    if cycles < 1:
-        raise FlowError("A pulsatile 3D run needs at least one cycle.")
+    if cycles < 2:
+        raise FlowError(
+            "A 3D run over the cardiac cycle needs at least 2 cycles (the first starts from rest)."
+        )
     if not math.isclose(waveform.mean_m3_s, case.network.inflow_m3_s, rel_tol=1e-6):
         raise FlowError("The waveform's mean flow must be the case's inflow (solve the case at that flow).")
     domain = lattice_domain(case, mask_kji, ijk_to_lps, cell_mm, max_cells)
-    peak_factor = max(max(waveform.flows_m3_s) / waveform.mean_m3_s, 1.0)
-    setup = lattice_setup(case, domain.grid.cell_mm, peak_factor)
+    reduced = solve_case_pulsatile(case, waveform)
+    peak_factor, largest_drop = _cycle_extremes(case, reduced)
+    setup = lattice_setup(case, domain.grid.cell_mm, peak_factor, largest_drop)
     cycle_steps = waveform.period_s / setup.dt_s
     chunk = int(np.clip(cycle_steps // CHUNKS_PER_CYCLE, 1, MAX_CHUNK_STEPS))
     steps_per_cycle = math.ceil(cycle_steps / chunk) * chunk
@@ -153,7 +165,6 @@ def run_case_3d_cycle(
             f"{cycles} cardiac cycles need {total:,} steps with {domain.grid.cell_mm:.2f} mm cells "
             f"(more than the {max_steps:,} allowed): allow more steps, fewer cycles or larger cells."
         )
-    reduced = solve_case_pulsatile(case, waveform)
     driver = CycleDriver(domain, setup, case, reduced, chunk)
     result = run(
         domain.grid.fluid,
@@ -165,10 +176,8 @@ def run_case_3d_cycle(
         average_last=1.0 / cycles,
         progress=progress,
     )
-    names = tuple(end.name for end in domain.ends)
-    return Flow3D(
-        domain, result, time.perf_counter() - started, driver.record(names, cycles, steps_per_cycle)
-    )
+    record = driver.record(tuple(end.name for end in domain.ends), cycles, steps_per_cycle, peak_factor)
+    return Flow3D(domain, result, time.perf_counter() - started, record)
 
 
 def cycle_rows(flow: Flow3D) -> dict[str, Any]:
@@ -186,6 +195,8 @@ def cycle_rows(flow: Flow3D) -> dict[str, Any]:
         "cycles": record.cycles,
         "steps_per_cycle": record.steps_per_cycle,
         "period_s": record.period_s,
+        "peak_factor": round(record.peak_factor, 3),
+        "calibration": {name: round(c, 4) for name, c in record.corrections.items()},
         "ends": ends,
         "samples": {
             "time_s": record.times_s.round(5).tolist(),
@@ -193,6 +204,18 @@ def cycle_rows(flow: Flow3D) -> dict[str, Any]:
             "inlet_pressure_mmhg": (record.pressures_pa[:, 0] / PA_PER_MMHG).round(3).tolist(),
         },
     }
+
+
+def _cycle_extremes(case: FlowCase, reduced: PulsatileResult) -> tuple[float, float]:
+    """The largest systolic peak over steady flow of any segment (≥ 1), and the largest pressure
+    drop from the inlet to an outlet over the cycle (Pa): what the time step must allow."""
+    steady = np.abs(np.asarray(case.result.segment_flows_m3_s))
+    peaks = np.abs(reduced.segment_flows_m3_s).max(axis=0)
+    flowing = steady > 0
+    factor = float(np.max(peaks[flowing] / steady[flowing], initial=1.0))
+    outlet_nodes = [k + 1 for k in reduced.windkessels]
+    drops = reduced.node_pressures_pa[:, [0]] - reduced.node_pressures_pa[:, outlet_nodes]
+    return max(factor, 1.0), float(max(drops.max(), 0.0))
 
 
 def _outlet_segments(case: FlowCase) -> dict[str, int]:

@@ -12,14 +12,19 @@ from surgtwin.core.flow.case import FlowCase
 from surgtwin.core.flow.errors import FlowError
 from surgtwin.core.flow.pulsatile import PulsatileResult, Waveform, solve_pulsatile
 from surgtwin.core.flow.reduced import PA_PER_MMHG
+from surgtwin.core.progress import Progress
 
 PLOT_SAMPLES = 100  # points of the time series in the JSON
 
 
-def solve_case_pulsatile(case: FlowCase, waveform: Waveform) -> PulsatileResult:
+def solve_case_pulsatile(
+    case: FlowCase, waveform: Waveform, progress: Progress | None = None
+) -> PulsatileResult:
     """The case's vessels under ``waveform``, with generic RCR outlets built from the steady
     model's outlet resistances at the waveform's mean flow."""
-    return solve_pulsatile(case.network, waveform, None, case.viscosity_pa_s, case.density_kg_m3)
+    return solve_pulsatile(
+        case.network, waveform, None, case.viscosity_pa_s, case.density_kg_m3, progress=progress
+    )
 
 
 def read_waveform_csv(path: Path) -> Waveform:

@@ -8,8 +8,9 @@ stored one after another (the bulk of a vessel) they are a contiguous slice of s
 the kernel copies. Elsewhere (a wall, the end of a row) each cell has its own source in a gather
 table: the neighbour's population q, or its own opposite population (halfway bounce-back).
 
-Memory: 152 bytes a stored cell for the two population buffers, plus 4 bytes per direction for
-the cells of runs that gather, instead of 152 bytes for every cell of the bounding box. The
+Memory: 152 bytes a stored cell for the two population buffers and 8 for its box index, plus 4
+bytes per direction for the cells of runs that gather, instead of 152 bytes for every cell of
+the bounding box. The
 sample's aorta-iliac tree fills 4 % of its box; a straight tube in a square box, 79 %.
 """
 

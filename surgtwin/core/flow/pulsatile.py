@@ -40,6 +40,7 @@ from surgtwin.core.flow.reduced import (
     solve_steady,
     young_tsai_coefficients,
 )
+from surgtwin.core.progress import Progress, ensure_progress
 
 YOUNG_TSAI_KU = 1.2
 PROXIMAL_FRACTION = 0.1
@@ -190,11 +191,14 @@ def solve_pulsatile(
     density_kg_m3: float = BLOOD_DENSITY_KG_M3,
     steps_per_cycle: int = STEPS_PER_CYCLE,
     max_cycles: int = MAX_CYCLES,
+    progress: Progress | None = None,
 ) -> PulsatileResult:
     """Flow and pressure over the cardiac cycle (module docstring). ``network.inflow_m3_s`` is
     ignored: the waveform gives the inflow. Windkessels default to :func:`default_windkessels`
-    of the network at the waveform's mean flow."""
+    of the network at the waveform's mean flow (``outlet_resistances`` None: Murray's law at
+    that flow; given ones are kept). ``progress`` counts cycles and may cancel between them."""
     started = time.perf_counter()
+    progress = ensure_progress(progress)
     if steps_per_cycle < 20 or max_cycles < 1:
         raise FlowError("A pulsatile solve needs at least 20 steps a cycle and one cycle.")
     mean_network = _with_inflow(network, waveform.mean_m3_s)
@@ -229,7 +233,9 @@ def solve_pulsatile(
     cycle_flows = np.empty((steps_per_cycle, len(network.segments)))
     cycle_pressures = np.empty((steps_per_cycle, len(network.segments) + 1))
     starts: list[np.ndarray] = []  # capacitor pressures at the start of each cycle
+    progress.start("cardiac cycle", max_cycles)
     while cycles < max_cycles and not periodic:
+        progress.check()
         cycles += 1
         starts.append(capacitor.copy())
         if len(starts) >= 3 and cycles % 3 == 0:
@@ -245,6 +251,7 @@ def solve_pulsatile(
             scale = max(abs(float(np.mean(cycle_pressures[:, 0]))), 1.0)
             periodic = float(np.max(np.abs(cycle_pressures - previous_cycle))) <= CYCLE_TOLERANCE * scale
         previous_cycle = cycle_pressures.copy()
+        progress.advance()
     drops = _stenosis_drops(network, cycle_flows, dt, viscosity_pa_s, density_kg_m3)
     return PulsatileResult(
         times + dt, inflows, cycle_flows.copy(), cycle_pressures.copy(), drops, dict(windkessels), cycles,
@@ -313,6 +320,8 @@ def _stenosis_drops(
 def _with_inflow(
     network: FlowNetwork, inflow_m3_s: float, resistances: Mapping[int, float] | None = None
 ) -> FlowNetwork:
+    """The network at another inflow. Unlike :func:`surgtwin.core.flow.reduced.with_inflow`,
+    Murray's-law outlets (None) stay unresolved, so they are sized at the new flow."""
     return replace(
         network, inflow_m3_s=inflow_m3_s,
         outlet_resistances=network.outlet_resistances if resistances is None else dict(resistances),
