@@ -232,27 +232,31 @@ def choose_cell_mm(case: FlowCase, mask_kji: np.ndarray, ijk_to_lps: np.ndarray,
     return float(max(wanted, budget))
 
 
+def outlet_segments(case: FlowCase) -> dict[str, int]:
+    """Outlet end name ("outlet 1", ... in the tree's outlet-branch order) -> the reduced
+    network's segment index of that outlet."""
+    by_branch = {case.pieces[o.segment_index].branch: o.segment_index for o in case.result.outlets}
+    names = {b: f"outlet {n}" for n, b in enumerate(case.tree.outlet_branches, start=1)}
+    return {name: by_branch[b] for b, name in names.items() if b in by_branch}
+
+
 def end_flows(case: FlowCase) -> dict[str, float | None]:
     """The inflow at the inlet and each outlet's reduced-model flow; the largest outlet: None
     (it holds the reference pressure)."""
-    by_branch = {case.pieces[o.segment_index].branch: o.flow_m3_s for o in case.result.outlets}
     flows: dict[str, float | None] = {"inlet": case.network.inflow_m3_s}
-    names = {b: f"outlet {n}" for n, b in enumerate(case.tree.outlet_branches, start=1)}
-    for branch, name in names.items():
-        flows[name] = by_branch.get(branch)
-    largest = max(names.values(), key=lambda name: flows[name] or 0.0)
+    outlet_flows = {o.segment_index: o.flow_m3_s for o in case.result.outlets}
+    names = [f"outlet {n}" for n in range(1, len(case.tree.outlet_branches) + 1)]
+    segments = outlet_segments(case)
+    for name in names:
+        flows[name] = outlet_flows[segments[name]] if name in segments else None
+    largest = max(names, key=lambda name: flows[name] or 0.0)
     flows[largest] = None
     return flows
 
 
 def outlet_resistances(case: FlowCase) -> dict[str, float]:
     """The reduced model's outlet resistance (Pa·s/m³) per outlet end name."""
-    by_branch = {case.pieces[o.segment_index].branch: o.segment_index for o in case.result.outlets}
-    return {
-        f"outlet {n}": float(case.result.outlet_resistances[by_branch[b]])
-        for n, b in enumerate(case.tree.outlet_branches, start=1)
-        if b in by_branch
-    }
+    return {name: float(case.result.outlet_resistances[k]) for name, k in outlet_segments(case).items()}
 
 
 def peak_velocity_m_s(case: FlowCase) -> float:

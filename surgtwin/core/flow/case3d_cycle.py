@@ -24,6 +24,7 @@ from surgtwin.core.flow.case3d import (
     Flow3D,
     lattice_domain,
     lattice_setup,
+    outlet_segments,
 )
 from surgtwin.core.flow.case_pulsatile import solve_case_pulsatile, spread
 from surgtwin.core.flow.errors import FlowError
@@ -68,7 +69,7 @@ class CycleDriver:
         self.setup, self.chunk = setup, chunk
         self.probe = EndProbe(domain)
         self._flux_scale = setup.velocity_scale * setup.dx_m**2  # m³/s per lattice flux unit
-        outlet_segment = _outlet_segments(case)
+        outlet_segment = outlet_segments(case)
         period = reduced.times_s[-1]
         self._profiles: list[tuple[slice, np.ndarray, np.ndarray]] = []  # span, times, gain
         self._ends: list[tuple[int, float]] = []  # per profile: its end's index, its steady flow
@@ -216,13 +217,3 @@ def _cycle_extremes(case: FlowCase, reduced: PulsatileResult) -> tuple[float, fl
     outlet_nodes = [k + 1 for k in reduced.windkessels]
     drops = reduced.node_pressures_pa[:, [0]] - reduced.node_pressures_pa[:, outlet_nodes]
     return max(factor, 1.0), float(max(drops.max(), 0.0))
-
-
-def _outlet_segments(case: FlowCase) -> dict[str, int]:
-    """Outlet end name ("outlet 1", ...) -> the reduced network's segment index."""
-    by_branch = {case.pieces[o.segment_index].branch: o.segment_index for o in case.result.outlets}
-    return {
-        f"outlet {n}": by_branch[b]
-        for n, b in enumerate(case.tree.outlet_branches, start=1)
-        if b in by_branch
-    }
