@@ -30,6 +30,16 @@ def y_tree() -> tuple[Segment, ...]:
     )
 
 
+def drained_to_the_veins(result) -> np.ndarray:
+    """Flow through the outlets' R_d, (P_c − P_v) / R_d with P_c = P_node − R_p·Q: rigid vessels
+    pass the inflow on at once, the capacitors store and release it (venous pressure 0)."""
+    drained = np.zeros_like(result.inflow_m3_s)
+    for k, w in result.windkessels.items():
+        capacitor = result.node_pressures_pa[:, k + 1] - w.proximal * result.segment_flows_m3_s[:, k]
+        drained += capacitor / w.distal
+    return drained
+
+
 def sine_waveform(mean: float, amplitude: float, samples: int) -> Waveform:
     t = np.arange(samples) / samples * PERIOD
     return Waveform(tuple(mean + amplitude * np.sin(2 * np.pi * t / PERIOD)), PERIOD)
@@ -92,10 +102,10 @@ def test_mass_is_conserved_over_a_cycle_and_compliance_smooths_the_pulse() -> No
     waveform = Waveform.generic(mean, heart_rate_bpm=75)
     result = solve_pulsatile(network, waveform, viscosity_pa_s=MU, density_kg_m3=RHO)
     assert result.periodic
-    outflow = result.segment_flows_m3_s[:, [1, 2]].sum(axis=1)
+    drained = drained_to_the_veins(result)
     # capacitors end the cycle as they began: what came in went out
-    assert outflow.mean() == pytest.approx(result.inflow_m3_s.mean(), rel=1e-4)
-    assert outflow.max() < result.inflow_m3_s.max()  # ... but later and smoother
+    assert drained.mean() == pytest.approx(result.inflow_m3_s.mean(), rel=1e-4)
+    assert drained.max() < 0.5 * result.inflow_m3_s.max()  # ... but later and smoother
     stiff = {k: Windkessel(w.proximal, w.compliance / 4, w.distal) for k, w in result.windkessels.items()}
     stiffer = solve_pulsatile(network, waveform, stiff, MU, RHO)
     assert np.ptp(stiffer.inlet_pressure_pa) > 1.5 * np.ptp(result.inlet_pressure_pa)
@@ -174,6 +184,5 @@ def test_a_waveform_with_reverse_flow_is_solved_and_conserves_mass() -> None:
     assert min(waveform.flows_m3_s) < 0
     result = solve_pulsatile(FlowNetwork(y_tree(), 1e-5), waveform, viscosity_pa_s=MU, density_kg_m3=RHO)
     assert result.periodic and np.all(np.isfinite(result.node_pressures_pa))
-    outflow = result.segment_flows_m3_s[:, [1, 2]].sum(axis=1)
-    assert outflow.mean() == pytest.approx(result.inflow_m3_s.mean(), rel=1e-4)
+    assert drained_to_the_veins(result).mean() == pytest.approx(result.inflow_m3_s.mean(), rel=1e-4)
     assert result.segment_flows_m3_s[:, 0].min() < 0  # the trunk carries the backflow
