@@ -35,6 +35,7 @@ from surgtwin.core.flow.reduced import (
     FlowNetwork,
     NetworkSystem,
     Segment,
+    radius_integral,
     resolved_outlet_resistances,
     segment_loss_coefficients,
     solve_steady,
@@ -169,18 +170,16 @@ class PulsatileResult:
 
 
 def segment_inertance(segment: Segment, density_kg_m3: float) -> float:
-    """ρ·∫ds/A (trapezoid rule on a radius profile), plus K_u·ρ·L_s/A₀ at a stenosis."""
-    if isinstance(segment.radius_m, tuple):
-        radii = np.asarray(segment.radius_m, dtype=float)
-        s = np.linspace(0.0, segment.length_m, radii.size)
-        integral = float(np.trapezoid(1.0 / (np.pi * radii**2), s))
-    else:
-        integral = segment.length_m / (np.pi * float(segment.radius_m) ** 2)
-    inertance = density_kg_m3 * integral
-    if segment.stenosis is not None:
-        a0 = np.pi * segment.mean_radius_m**2
-        inertance += YOUNG_TSAI_KU * density_kg_m3 * segment.stenosis.lesion_length_m / a0
-    return inertance
+    """ρ·∫ds/A, plus Young–Tsai's unsteady term at a stenosis."""
+    return density_kg_m3 * radius_integral(segment, -2.0) / np.pi + stenosis_inertance(segment, density_kg_m3)
+
+
+def stenosis_inertance(segment: Segment, density_kg_m3: float) -> float:
+    """K_u·ρ·L_s/A₀ (0 without a stenosis): Young–Tsai's loss on dQ/dt."""
+    if segment.stenosis is None:
+        return 0.0
+    a0 = np.pi * segment.mean_radius_m**2
+    return YOUNG_TSAI_KU * density_kg_m3 * segment.stenosis.lesion_length_m / a0
 
 
 def solve_pulsatile(
@@ -208,7 +207,7 @@ def solve_pulsatile(
     if set(windkessels) != set(outlets):
         raise FlowError("Give a Windkessel for every outlet segment, and only for those.")
     steady = solve_steady(
-        _with_inflow(mean_network, waveform.mean_m3_s, {k: windkessels[k].resistance for k in outlets}),
+        _with_inflow(network, waveform.mean_m3_s, {k: windkessels[k].resistance for k in outlets}),
         viscosity_pa_s, density_kg_m3,
     )  # fmt: skip
     coeffs = np.array([segment_loss_coefficients(s, viscosity_pa_s, density_kg_m3) for s in network.segments])
@@ -307,12 +306,7 @@ def _stenosis_drops(
         kv_term, kt_term = young_tsai_coefficients(segment, viscosity_pa_s, density_kg_m3)
         q = flows[:, i]
         dq_dt = (q - np.roll(q, 1)) / dt  # periodic cycle
-        unsteady = (
-            YOUNG_TSAI_KU
-            * density_kg_m3
-            * segment.stenosis.lesion_length_m
-            / (np.pi * segment.mean_radius_m**2)
-        )
+        unsteady = stenosis_inertance(segment, density_kg_m3)
         drops[i] = kv_term * q + kt_term * np.abs(q) * q + unsteady * dq_dt
     return drops
 

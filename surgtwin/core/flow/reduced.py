@@ -232,14 +232,17 @@ def young_tsai_coefficients(
 
 
 def poiseuille_resistance(segment: Segment, viscosity_pa_s: float) -> float:
-    """8μ/π ∫ds/r⁴ over the segment (trapezoid rule on a radius profile)."""
+    """8μ/π ∫ds/r⁴ over the segment."""
+    return 8.0 * viscosity_pa_s / math.pi * radius_integral(segment, -4.0)
+
+
+def radius_integral(segment: Segment, power: float) -> float:
+    """∫ r^power ds along the segment (trapezoid rule on a radius profile)."""
     if isinstance(segment.radius_m, tuple):
         radii = np.asarray(segment.radius_m, dtype=float)
         s = np.linspace(0.0, segment.length_m, radii.size)
-        integral = float(np.trapezoid(radii**-4.0, s))
-    else:
-        integral = segment.length_m / float(segment.radius_m) ** 4
-    return 8.0 * viscosity_pa_s / math.pi * integral
+        return float(np.trapezoid(radii**power, s))
+    return segment.length_m * float(segment.radius_m) ** power
 
 
 def solve_steady(
